@@ -1,0 +1,57 @@
+"""What every table-writing asset does around its SQL: the days of the run, retries, metadata."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Callable
+
+import dagster as dg
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from ..warehouse import WriteResult
+
+# Transient database failures (a dropped connection, a server restart, a lock timeout) are retried
+# with backoff; anything else (bad SQL, schema drift, a constraint) fails at once.
+TRANSIENT_RETRIES = 3
+TRANSIENT_FIRST_WAIT_SECONDS = 2
+
+
+def run_days(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
+    """First and last day (inclusive) of the run: one partition or a single-run range."""
+    keys = context.partition_key_range
+    return dt.date.fromisoformat(keys.start), dt.date.fromisoformat(keys.end)
+
+
+def is_transient(error: Exception) -> bool:
+    return isinstance(error, OperationalError) or (
+        isinstance(error, DBAPIError) and bool(getattr(error, "connection_invalidated", False))
+    )
+
+
+def write(context: dg.AssetExecutionContext, step: Callable[[], WriteResult]) -> dg.MaterializeResult:
+    try:
+        result = step()
+    except DBAPIError as error:
+        if not is_transient(error):
+            raise
+        attempt = context.retry_number
+        context.log.warning(f"transient database error (attempt {attempt + 1}): {type(error.orig).__name__}")
+        raise dg.RetryRequested(
+            max_retries=TRANSIENT_RETRIES, seconds_to_wait=TRANSIENT_FIRST_WAIT_SECONDS * 2**attempt
+        ) from error
+    context.log.info(
+        f"{result.table}: {result.rows} rows, {result.tenants} tenants, {result.days} days "
+        f"in {result.seconds:.2f} s"
+    )
+    return dg.MaterializeResult(metadata=write_metadata(result))
+
+
+def write_metadata(result: WriteResult) -> dict:
+    metadata = {
+        "dagster/row_count": dg.MetadataValue.int(result.rows),
+        "tenants": dg.MetadataValue.int(result.tenants),
+        "seconds": dg.MetadataValue.float(round(result.seconds, 3)),
+    }
+    if result.days:
+        metadata["days"] = dg.MetadataValue.int(result.days)
+    return metadata

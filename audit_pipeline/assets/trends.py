@@ -1,0 +1,36 @@
+"""Assets downstream of the daily snapshots: what the dashboard's trend widgets read."""
+
+import dagster as dg
+
+from ..partitions import daily_partitions
+from ..resources import DatabaseResource
+from .daily import compliance_snapshot, severity_snapshot
+from ._run import run_days, write
+
+GROUP = "trends"
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name=GROUP,
+    kinds={"sql"},
+    # Day D reads the compliance snapshots of D-6..D: Dagster knows, so a late change to day D
+    # marks the trend of D..D+6 stale, and a range run needs its upstream days first.
+    deps=[dg.AssetDep(compliance_snapshot, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-6))],
+    description="Daily compliance percentage with its 1-day change and 7-day rolling average.",
+)
+def compliance_trend_daily(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
+    start, end = run_days(context)
+    return write(context, lambda: database.warehouse().write_compliance_trend_daily(start, end))
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"sql"},
+    deps=[severity_snapshot],
+    description="Open findings by severity at the latest snapshot of each fiscal quarter (rebuilt whole).",
+)
+def severity_trend_quarterly(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
+    # Rebuilt from all snapshots: a quarter's row can depend on days outside any one run's range.
+    return write(context, lambda: database.warehouse().write_severity_trend_quarterly())

@@ -1,0 +1,227 @@
+"""The one SQL dialect layer: the few expressions that SQLite and PostgreSQL spell differently.
+
+Every query in `queries.py` is written once and asks this module for those fragments. The fragments
+are built from code-defined column names only; values always travel as bound parameters (`:tz`,
+`:ws`, ...), never inside the SQL text.
+
+SQLite has no time zones and no timestamp type: instants are text. Two small Python functions,
+registered on every SQLite connection, turn such text into a UTC instant (for ordering) and into the
+local day in the reporting time zone (for day arithmetic). PostgreSQL does both natively.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, event
+
+# Characters trimmed from enum values before they are compared (the contract: "trimming spaces";
+# tabs and line breaks are stray spaces too).
+ENUM_WHITESPACE = " \t\r\n"
+
+# Stand-ins for -infinity and +infinity in day arithmetic, valid dates on both databases.
+DAY_MIN = dt.date(1, 1, 1)
+DAY_MAX = dt.date(9999, 12, 31)
+
+
+class Dialect:
+    """SQL fragments for one database. Arguments are SQL expressions written in code."""
+
+    name: str
+
+    def instant(self, expr: str) -> str:
+        """An instant that orders correctly."""
+        raise NotImplementedError
+
+    def local_day(self, expr: str) -> str:
+        """The day (in the reporting time zone, bound as :tz) on which an instant falls."""
+        raise NotImplementedError
+
+    def json_has(self, column: str, field: str) -> str:
+        """True when `column` holds a JSON object with key `field` (whatever its value, null included)."""
+        raise NotImplementedError
+
+    def json_text(self, column: str, field: str) -> str:
+        """The value of `field` in the JSON object `column`, as text; NULL when absent or JSON null."""
+        raise NotImplementedError
+
+    def json_object(self, *pairs: tuple[str, str]) -> str:
+        raise NotImplementedError
+
+    def trim_ws(self, expr: str) -> str:
+        """`expr` without leading and trailing ENUM_WHITESPACE (bound as :ws)."""
+        raise NotImplementedError
+
+    def greatest(self, *exprs: str) -> str:
+        raise NotImplementedError
+
+    def least(self, *exprs: str) -> str:
+        raise NotImplementedError
+
+    def find(self, haystack: str, needle: str) -> str:
+        """1-based position of `needle` in `haystack`, 0 when absent."""
+        raise NotImplementedError
+
+    def normalized_enum(self, expr: str) -> str:
+        return f"upper({self.trim_ws(expr)})"
+
+    def day_param(self, day: dt.date):
+        """A date as it is bound for comparison with the day expressions above."""
+        return day
+
+    def instant_param(self, instant: dt.datetime):
+        return instant
+
+
+class PostgresDialect(Dialect):
+    name = "postgresql"
+
+    def instant(self, expr: str) -> str:
+        return expr
+
+    def local_day(self, expr: str) -> str:
+        return f"CAST(timezone(CAST(:tz AS text), {expr}) AS date)"
+
+    def json_has(self, column: str, field: str) -> str:
+        # `->` yields SQL NULL for a missing key and for non-objects (arrays, scalars), but JSON
+        # null for a key that is present with a null value: exactly "has that field".
+        return f"({column} -> '{field}') IS NOT NULL"
+
+    def json_text(self, column: str, field: str) -> str:
+        return f"({column} ->> '{field}')"
+
+    def json_object(self, *pairs: tuple[str, str]) -> str:
+        return "json_build_object(" + ", ".join(f"'{key}', {value}" for key, value in pairs) + ")"
+
+    def trim_ws(self, expr: str) -> str:
+        return f"btrim({expr}, CAST(:ws AS text))"
+
+    def greatest(self, *exprs: str) -> str:
+        return f"GREATEST({', '.join(exprs)})"
+
+    def least(self, *exprs: str) -> str:
+        return f"LEAST({', '.join(exprs)})"
+
+    def find(self, haystack: str, needle: str) -> str:
+        return f"strpos({haystack}, {needle})"
+
+
+class SqliteDialect(Dialect):
+    name = "sqlite"
+
+    def instant(self, expr: str) -> str:
+        return f"audit_utc_instant({expr})"
+
+    def local_day(self, expr: str) -> str:
+        return f"audit_local_day({expr}, :tz)"
+
+    def _valid_json(self, column: str) -> str:
+        # json_* functions raise on malformed text; treat it as "no field".
+        return f"CASE WHEN json_valid({column}) THEN {column} END"
+
+    def json_has(self, column: str, field: str) -> str:
+        return f"(json_type({self._valid_json(column)}, '$.\"{field}\"') IS NOT NULL)"
+
+    def json_text(self, column: str, field: str) -> str:
+        value = f"json_extract({self._valid_json(column)}, '$.\"{field}\"')"
+        # A nested object or array comes back as JSON text, like PostgreSQL's ->>; a number as text.
+        return f"CAST({value} AS TEXT)"
+
+    def json_object(self, *pairs: tuple[str, str]) -> str:
+        return "json_object(" + ", ".join(f"'{key}', {value}" for key, value in pairs) + ")"
+
+    def trim_ws(self, expr: str) -> str:
+        return f"trim({expr}, :ws)"
+
+    def greatest(self, *exprs: str) -> str:
+        return f"max({', '.join(exprs)})"
+
+    def least(self, *exprs: str) -> str:
+        return f"min({', '.join(exprs)})"
+
+    def find(self, haystack: str, needle: str) -> str:
+        return f"instr({haystack}, {needle})"
+
+    def day_param(self, day: dt.date):
+        return day.isoformat()
+
+    def instant_param(self, instant: dt.datetime):
+        return sqlite_instant_text(instant)
+
+
+def dialect_for(engine_or_name) -> Dialect:
+    name = engine_or_name if isinstance(engine_or_name, str) else engine_or_name.dialect.name
+    if name == "postgresql":
+        return PostgresDialect()
+    if name == "sqlite":
+        return SqliteDialect()
+    raise ValueError(f"unsupported database: {name}")
+
+
+# --- SQLite: instants stored as text -------------------------------------------------------------
+
+
+def sqlite_instant_text(instant: dt.datetime) -> str:
+    """How an instant is stored in SQLite: UTC, ISO 8601, explicit offset."""
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=dt.timezone.utc)
+    return instant.astimezone(dt.timezone.utc).isoformat(sep=" ")
+
+
+@lru_cache(maxsize=200_000)
+def _parse_instant(text: str) -> dt.datetime | None:
+    try:
+        parsed = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:  # naive text is UTC, as SQLAlchemy writes it
+        return parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed.astimezone(dt.timezone.utc)
+
+
+def _utc_instant(value) -> str | None:
+    if value is None:
+        return None
+    parsed = _parse_instant(str(value))
+    return None if parsed is None else parsed.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def _local_day(value, tz_name: str) -> str | None:
+    if value is None:
+        return None
+    parsed = _parse_instant(str(value))
+    return None if parsed is None else parsed.astimezone(_zone(tz_name)).date().isoformat()
+
+
+def register_sqlite_functions(dbapi_connection: sqlite3.Connection) -> None:
+    dbapi_connection.create_function("audit_utc_instant", 1, _utc_instant, deterministic=True)
+    dbapi_connection.create_function("audit_local_day", 2, _local_day, deterministic=True)
+
+
+def install_sqlite_functions(engine: Engine) -> None:
+    """Register the functions above and make SQLite transactions real.
+
+    Python's sqlite3 driver opens a transaction lazily, before the first INSERT/UPDATE/DELETE only, so
+    DDL and reads before it run outside any transaction. Taking control (SQLAlchemy's documented
+    recipe) makes each `engine.begin()` block one transaction; BEGIN IMMEDIATE takes the write lock
+    at its start, so a second writer waits (busy timeout) instead of failing half-way.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        register_sqlite_functions(dbapi_connection)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

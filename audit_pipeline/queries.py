@@ -1,0 +1,365 @@
+"""The pipeline's SQL, written once for SQLite and PostgreSQL.
+
+How a day's snapshot is computed without joining every day with every record:
+
+1. *Value segments.* For each record, its `audit_log` rows turn the contract's "value as of T" rule
+   into day ranges `[from_day, to_day)` over which the value is constant (`value_segments`). With
+   T = T(D), "changed_at < T" is "the change's local day <= D", so only local days matter.
+2. *Existence.* An observation is open on the days `[local_day(created_at), local_day(closed_at))`;
+   a requirement counts from `local_day(created_at)`; a tenant from `local_day(created_at)`.
+3. *Steps.* Each segment, cut to those days and to the run's range, becomes +1 on its first day and
+   -1 on the day after its last; per (tenant, day) the steps are summed by category.
+4. *Running sums* over a (tenant x day) grid give every day's counts.
+
+This is linear in (records + log rows + tenants x days). Values are always bound parameters; the
+only text spliced into a statement is code: column names, table names (quoted by SQLAlchemy) and
+dialect fragments.
+
+Common parameters: :tz (reporting time zone), :ws (whitespace trimmed from enum values),
+:day_min / :day_max (stand-ins for -inf / +inf), :range_start, :range_after (the run's first day and
+the day after its last).
+"""
+
+from __future__ import annotations
+
+from .dialect import Dialect
+
+CALENDAR = "audit_pipeline_calendar"  # temporary table, one row per day (see warehouse.py)
+
+SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
+
+
+def percent_x100(d: Dialect, compliant: str, total: str) -> str:
+    """100 * compliant / total in hundredths, rounded half up, in integer arithmetic.
+
+    Exact on both databases (no binary floating point), for total > 0.
+    """
+    return f"((CAST(20000 AS BIGINT) * ({compliant}) + ({total})) / (2 * ({total})))"
+
+
+def value_segments(d: Dialect, live_table: str, field: str) -> str:
+    """CTEs ending in `segments(record_id, from_day, to_day, value)` for `live_table.field`.
+
+    The contract's rule for the value as of T = T(D):
+      the new_data value of the last log row with changed_at < T that has the field (local day <= D);
+      else the old_data value of the first log row with changed_at >= T that has it (local day > D);
+      else the live row's value.
+    Binds :log_table (the audit_log.table_name of `live_table`).
+    """
+    return f"""
+    log_rows AS (
+        SELECT record_id, changed_at, id,
+               {d.json_has('new_data', field)} AS has_new,
+               {d.json_text('new_data', field)} AS new_value,
+               {d.json_has('old_data', field)} AS has_old,
+               {d.json_text('old_data', field)} AS old_value
+        FROM audit_log
+        WHERE table_name = :log_table AND changed_at IS NOT NULL
+    ),
+    changes AS (
+        SELECT record_id, {d.local_day('changed_at')} AS c_day, {d.instant('changed_at')} AS changed_at,
+               id, has_new, new_value, has_old, old_value
+        FROM log_rows
+        WHERE has_new OR has_old
+    ),
+    new_by_day AS (
+        -- per record and local day: the value written by that day's last change
+        SELECT record_id, c_day, new_value FROM (
+            SELECT record_id, c_day, new_value,
+                   row_number() OVER (PARTITION BY record_id, c_day ORDER BY changed_at DESC, id DESC) AS pick
+            FROM changes WHERE has_new
+        ) AS ranked
+        WHERE pick = 1
+    ),
+    old_by_day AS (
+        -- per record and local day: the value that day's first change overwrote
+        SELECT record_id, c_day, old_value FROM (
+            SELECT record_id, c_day, old_value,
+                   row_number() OVER (PARTITION BY record_id, c_day ORDER BY changed_at, id) AS pick
+            FROM changes WHERE has_old AND c_day IS NOT NULL
+        ) AS ranked
+        WHERE pick = 1
+    ),
+    first_new AS (SELECT record_id, min(c_day) AS c_day FROM new_by_day GROUP BY record_id),
+    last_old AS (SELECT record_id, max(c_day) AS c_day FROM old_by_day GROUP BY record_id),
+    segments AS (
+        -- from a day with a written value until the next such day
+        SELECT record_id, c_day AS from_day,
+               coalesce(lead(c_day) OVER (PARTITION BY record_id ORDER BY c_day), :day_max) AS to_day,
+               new_value AS value
+        FROM new_by_day
+        UNION ALL
+        -- before the first written value: the value that the next change overwrote
+        SELECT o.record_id,
+               coalesce(lag(o.c_day) OVER (PARTITION BY o.record_id ORDER BY o.c_day), :day_min),
+               {d.least('o.c_day', 'coalesce(n.c_day, :day_max)')},
+               o.old_value
+        FROM old_by_day o LEFT JOIN first_new n ON n.record_id = o.record_id
+        UNION ALL
+        -- no change before and none after: the live row's value
+        SELECT live.id, coalesce(lo.c_day, :day_min), coalesce(fn.c_day, :day_max), live.{field}
+        FROM {live_table} live
+        LEFT JOIN last_old lo ON lo.record_id = live.id
+        LEFT JOIN first_new fn ON fn.record_id = live.id
+    )"""
+
+
+def onboarded_tenants(d: Dialect) -> str:
+    """CTE `onboarded(id, first_day)`: tenants in the snapshots of every day from first_day on."""
+    return f"""
+    onboarded AS (
+        SELECT id, {d.local_day('created_at')} AS first_day
+        FROM tenant
+        WHERE onboarding_completed IS TRUE AND created_at IS NOT NULL
+    )"""
+
+
+def _tenant_day_grid() -> str:
+    return f"""
+    grid AS (
+        SELECT t.id AS tenant_id, c.day
+        FROM onboarded t JOIN {CALENDAR} c ON c.day >= t.first_day
+        WHERE c.day >= :range_start AND c.day < :range_after
+    )"""
+
+
+def _steps(intervals: str, categories: dict[str, str]) -> str:
+    """CTE `steps(tenant_id, day, <category>...)`: +1 / -1 per interval of `intervals`.
+
+    `intervals` has (tenant_id, first_day, end_day, ...); `categories` maps a column name to the
+    condition under which an interval counts in it.
+    """
+    sums = ",\n".join(
+        f"               sum(CASE WHEN {condition} THEN change ELSE 0 END) AS {name}"
+        for name, condition in categories.items()
+    )
+    return f"""
+    steps AS (
+        SELECT tenant_id, day,
+{sums}
+        FROM (
+            SELECT i.*, first_day AS day, 1 AS change FROM {intervals} i WHERE first_day < end_day
+            UNION ALL
+            SELECT i.*, end_day, -1 FROM {intervals} i WHERE first_day < end_day AND end_day < :range_after
+        ) AS signed
+        GROUP BY tenant_id, day
+    )"""
+
+
+def _running(columns: list[str]) -> str:
+    return ",\n".join(
+        f"           CAST(sum(coalesce(s.{c}, 0)) OVER per_tenant AS INTEGER) AS {c}" for c in columns
+    )
+
+
+def severity_snapshot(d: Dialect, target: str) -> str:
+    """Replace-by-insert of severity_snapshot for the days of the run (binds :log_table='observation')."""
+    categories = {f"{sev.lower()}_open": f"severity = '{sev}'" for sev in SEVERITIES}
+    categories["open_total"] = "1 = 1"
+    return f"""
+    WITH {value_segments(d, 'observation', 'severity')},
+    {onboarded_tenants(d)},
+    open_intervals AS (
+        -- each severity segment cut to the days the observation was open, its tenant in the
+        -- snapshots and the run's range; end_day is exclusive
+        SELECT o.tenant_id,
+               {d.greatest('s.from_day', d.local_day('o.created_at'), 't.first_day', ':range_start')} AS first_day,
+               {d.least('s.to_day', f"coalesce({d.local_day('o.closed_at')}, :day_max)", ':range_after')} AS end_day,
+               {d.normalized_enum('s.value')} AS severity
+        FROM segments s
+        JOIN observation o ON o.id = s.record_id
+        JOIN onboarded t ON t.id = o.tenant_id
+        WHERE o.created_at IS NOT NULL
+    ),
+    {_steps('open_intervals', categories)},
+    {_tenant_day_grid()}
+    INSERT INTO {target} (tenant_id, snapshot_date, critical_open, high_open, medium_open, low_open, open_total)
+    SELECT g.tenant_id, g.day,
+{_running(list(categories))}
+    FROM grid g LEFT JOIN steps s ON s.tenant_id = g.tenant_id AND s.day = g.day
+    WINDOW per_tenant AS (PARTITION BY g.tenant_id ORDER BY g.day ROWS UNBOUNDED PRECEDING)
+    """
+
+
+def compliance_snapshot(d: Dialect, target: str) -> str:
+    """Replace-by-insert of compliance_snapshot (binds :log_table='compliance_requirement')."""
+    # A status that is not NOT_APPLICABLE counts in `total`, an unknown or missing one included.
+    categories = {
+        "total": "status IS NULL OR status <> 'NOT_APPLICABLE'",
+        "compliant": "status = 'COMPLIANT'",
+    }
+    return f"""
+    WITH {value_segments(d, 'compliance_requirement', 'status')},
+    {onboarded_tenants(d)},
+    status_intervals AS (
+        SELECT r.tenant_id,
+               {d.greatest('s.from_day', d.local_day('r.created_at'), 't.first_day', ':range_start')} AS first_day,
+               {d.least('s.to_day', ':range_after')} AS end_day,
+               {d.normalized_enum('s.value')} AS status
+        FROM segments s
+        JOIN compliance_requirement r ON r.id = s.record_id
+        JOIN onboarded t ON t.id = r.tenant_id
+        WHERE r.created_at IS NOT NULL
+    ),
+    {_steps('status_intervals', categories)},
+    {_tenant_day_grid()},
+    counts AS (
+        SELECT g.tenant_id, g.day,
+{_running(list(categories))}
+        FROM grid g LEFT JOIN steps s ON s.tenant_id = g.tenant_id AND s.day = g.day
+        WINDOW per_tenant AS (PARTITION BY g.tenant_id ORDER BY g.day ROWS UNBOUNDED PRECEDING)
+    )
+    INSERT INTO {target} (tenant_id, snapshot_date, total, compliant, percentage)
+    SELECT tenant_id, day, total, compliant,
+           CASE WHEN total > 0 THEN {percent_x100(d, 'compliant', 'total')} / 100.0 END
+    FROM counts
+    """
+
+
+def health_snapshot(d: Dialect, target: str, severity: str, compliance: str) -> str:
+    # In integer hundredths (scores) and tenths (health): exact, half-up rounding on both databases.
+    severity_score = d.greatest("0", "100 - (10 * s.critical_open + 5 * s.high_open + 2 * s.medium_open + s.low_open)")
+    compliance_x100 = f"CASE WHEN c.total > 0 THEN {percent_x100(d, 'c.compliant', 'c.total')} ELSE 10000 END"
+    return f"""
+    WITH scores AS (
+        SELECT s.tenant_id, s.snapshot_date,
+               {severity_score} AS severity_score,
+               {compliance_x100} AS compliance_x100
+        FROM {severity} s
+        JOIN {compliance} c ON c.tenant_id = s.tenant_id AND c.snapshot_date = s.snapshot_date
+        WHERE s.snapshot_date >= :range_start AND s.snapshot_date < :range_after
+    )
+    INSERT INTO {target} (tenant_id, snapshot_date, severity_score, compliance_score, health_score)
+    SELECT tenant_id, snapshot_date, severity_score, compliance_x100 / 100.0,
+           ((compliance_x100 + 100 * severity_score + 10) / 20) / 10.0
+    FROM scores
+    """
+
+
+def dashboard_snapshot(d: Dialect, target: str, severity: str, compliance: str, health: str) -> str:
+    metrics = d.json_object(
+        ("healthScore", "h.health_score"),
+        ("compliance", d.json_object(("total", "c.total"), ("compliant", "c.compliant"), ("percentage", "c.percentage"))),
+        (
+            "severity",
+            d.json_object(
+                ("total", "s.open_total"),
+                ("criticalOpen", "s.critical_open"),
+                ("highOpen", "s.high_open"),
+                ("mediumOpen", "s.medium_open"),
+                ("lowOpen", "s.low_open"),
+            ),
+        ),
+    )
+    return f"""
+    INSERT INTO {target} (tenant_id, snapshot_date, captured_at, metrics)
+    SELECT h.tenant_id, h.snapshot_date, cal.day_end, {metrics}
+    FROM {health} h
+    JOIN {severity} s ON s.tenant_id = h.tenant_id AND s.snapshot_date = h.snapshot_date
+    JOIN {compliance} c ON c.tenant_id = h.tenant_id AND c.snapshot_date = h.snapshot_date
+    JOIN {CALENDAR} cal ON cal.day = h.snapshot_date
+    WHERE h.snapshot_date >= :range_start AND h.snapshot_date < :range_after
+    """
+
+
+def compliance_trend_daily(d: Dialect, target: str, compliance: str) -> str:
+    """Binds :window_start (six days before :range_start)."""
+    pct = f"CASE WHEN cs.total > 0 THEN {percent_x100(d, 'cs.compliant', 'cs.total')} END"
+    week = "PARTITION BY tenant_id ORDER BY day_no RANGE BETWEEN 6 PRECEDING AND CURRENT ROW"
+    return f"""
+    WITH daily AS (
+        SELECT cs.tenant_id, cs.snapshot_date, cal.day_no, {pct} AS pct
+        FROM {compliance} cs JOIN {CALENDAR} cal ON cal.day = cs.snapshot_date
+        WHERE cs.snapshot_date >= :window_start AND cs.snapshot_date < :range_after
+    ),
+    trend AS (
+        SELECT tenant_id, snapshot_date, day_no, pct,
+               lag(pct) OVER (PARTITION BY tenant_id ORDER BY day_no) AS previous_pct,
+               lag(day_no) OVER (PARTITION BY tenant_id ORDER BY day_no) AS previous_day_no,
+               CAST(sum(pct) OVER ({week}) AS BIGINT) AS week_sum,
+               count(pct) OVER ({week}) AS week_count
+        FROM daily
+    )
+    INSERT INTO {target} (tenant_id, snapshot_date, compliance_percentage, change_1d, rolling_7d_avg)
+    SELECT tenant_id, snapshot_date, pct / 100.0,
+           CASE WHEN previous_day_no = day_no - 1 THEN (pct - previous_pct) / 100.0 END,
+           CASE WHEN week_count > 0 THEN ((2 * week_sum + week_count) / (2 * week_count)) / 100.0 END
+    FROM trend
+    WHERE snapshot_date >= :range_start
+    """
+
+
+def severity_trend_quarterly(d: Dialect, target: str, severity: str) -> str:
+    return f"""
+    WITH ranked AS (
+        SELECT s.tenant_id, cal.fiscal_year, cal.fiscal_quarter, cal.quarter_label,
+               cal.quarter_start, cal.quarter_end, s.snapshot_date,
+               s.critical_open, s.high_open, s.medium_open, s.low_open,
+               row_number() OVER (PARTITION BY s.tenant_id, cal.fiscal_year, cal.fiscal_quarter
+                                  ORDER BY s.snapshot_date DESC) AS pick
+        FROM {severity} s JOIN {CALENDAR} cal ON cal.day = s.snapshot_date
+    )
+    INSERT INTO {target} (tenant_id, fiscal_year, fiscal_quarter, quarter_label, quarter_start,
+                          quarter_end, as_of_date, critical_open, high_open, medium_open, low_open)
+    SELECT tenant_id, fiscal_year, fiscal_quarter, quarter_label, quarter_start, quarter_end,
+           snapshot_date, critical_open, high_open, medium_open, low_open
+    FROM ranked
+    WHERE pick = 1
+    """
+
+
+def repeat_chains(d: Dialect) -> str:
+    """CTEs ending in `chain(observation_id, tenant_id, member_id, depth)`, cycle-safe.
+
+    Follows repeat_of_id upward from every observation of an onboarded tenant whose parent is an
+    observation of the same tenant, while the next one exists, has the same tenant and is not on
+    the path already. Binds :sep, a character that separates ids on the path.
+    """
+    return f"""
+    chain (observation_id, tenant_id, member_id, next_id, depth, path) AS (
+        SELECT o.id, o.tenant_id, o.id, o.repeat_of_id, 1, :sep || o.id || :sep
+        FROM observation o
+        JOIN tenant t ON t.id = o.tenant_id AND t.onboarding_completed IS TRUE
+        JOIN observation parent ON parent.id = o.repeat_of_id AND parent.tenant_id = o.tenant_id
+        UNION ALL
+        SELECT c.observation_id, c.tenant_id, p.id, p.repeat_of_id, c.depth + 1, c.path || p.id || :sep
+        FROM chain c
+        JOIN observation p ON p.id = c.next_id AND p.tenant_id = c.tenant_id
+        WHERE {d.find('c.path', ':sep || p.id || :sep')} = 0
+    )"""
+
+
+def repeat_finding(d: Dialect, target: str) -> str:
+    return f"""
+    WITH RECURSIVE {repeat_chains(d)},
+    chain_end AS (
+        SELECT observation_id, member_id, depth,
+               row_number() OVER (PARTITION BY observation_id ORDER BY depth DESC) AS pick
+        FROM chain
+    )
+    INSERT INTO {target} (observation_id, tenant_id, title, status, current_severity, previous_severity,
+                          original_observation_id, original_date, occurrence_count)
+    SELECT o.id, o.tenant_id, o.title, o.status,
+           {d.normalized_enum('o.severity')}, {d.normalized_enum('parent.severity')},
+           original.id, {d.local_day('original.created_at')}, e.depth
+    FROM chain_end e
+    JOIN observation o ON o.id = e.observation_id
+    JOIN observation parent ON parent.id = o.repeat_of_id
+    JOIN observation original ON original.id = e.member_id
+    WHERE e.pick = 1
+    """
+
+
+def engagement_progress(d: Dialect, target: str) -> str:
+    return f"""
+    INSERT INTO {target} (engagement_id, tenant_id, engagement_name, engagement_status,
+                          observation_count, open_count, closed_count)
+    SELECT e.id, e.tenant_id, e.name, e.status,
+           count(o.id),
+           count(CASE WHEN o.closed_at IS NULL THEN o.id END),
+           count(CASE WHEN o.closed_at IS NOT NULL THEN o.id END)
+    FROM audit_engagement e
+    JOIN tenant t ON t.id = e.tenant_id AND t.onboarding_completed IS TRUE
+    LEFT JOIN observation o ON o.engagement_id = e.id AND o.tenant_id = e.tenant_id
+    GROUP BY e.id, e.tenant_id, e.name, e.status
+    """

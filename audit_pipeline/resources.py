@@ -1,0 +1,80 @@
+"""The application database as a Dagster resource."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+from pydantic import PrivateAttr
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import URL
+
+from .dialect import install_sqlite_functions
+from .settings import DATABASE_URL_VAR, DEMO_DATABASE_PATH, Settings, load_settings, parse_database_url, redact
+from .warehouse import Warehouse
+
+
+def create_database_engine(url: URL) -> Engine:
+    """An engine for the application database; plain `postgresql://` goes through psycopg 3."""
+    if url.get_backend_name() == "sqlite":
+        # Writers wait for each other (up to a minute) instead of failing with "database is locked".
+        engine = create_engine(url, connect_args={"timeout": 60})
+        install_sqlite_functions(engine)
+        return engine
+    return create_engine(
+        url,
+        pool_pre_ping=True,  # a connection dropped between steps is replaced, not used
+        connect_args={"connect_timeout": 10, "application_name": "audit-pipeline"},
+    )
+
+
+def demo_database_url(path: Path = DEMO_DATABASE_PATH) -> URL:
+    """The embedded demo database, created with demo data on first use."""
+    if not path.exists():
+        from .demo_data import create_demo_database
+
+        create_demo_database(path)
+    return URL.create("sqlite", database=str(path.resolve()))
+
+
+class DatabaseResource(dg.ConfigurableResource):
+    """The audit application's database: its source tables are read, the pipeline's tables written.
+
+    `url` empty means the embedded SQLite demo database (`.data/demo.sqlite`, created on first use).
+    """
+
+    url: str = ""
+
+    _engine: Engine | None = PrivateAttr(default=None)
+
+    def settings(self) -> Settings:
+        return load_settings()
+
+    def sqlalchemy_url(self) -> URL:
+        return parse_database_url(self.url) if self.url else demo_database_url()
+
+    def display_url(self) -> str:
+        """The URL as it may be shown: never with its password."""
+        return redact(self.sqlalchemy_url())
+
+    def get_engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = create_database_engine(self.sqlalchemy_url())
+        return self._engine
+
+    def warehouse(self) -> Warehouse:
+        return Warehouse(self.get_engine(), self.settings())
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+def database_resource_from_env() -> DatabaseResource:
+    # Through EnvVar, the URL (and its password) is resolved at run time and never stored in run
+    # config or shown in the UI, which display only the variable's name.
+    if os.environ.get(DATABASE_URL_VAR):
+        return DatabaseResource(url=dg.EnvVar(DATABASE_URL_VAR))
+    return DatabaseResource()

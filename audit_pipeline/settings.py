@@ -1,0 +1,134 @@
+"""Settings from the environment (the data contract's variables), validated once at start-up.
+
+A bad value is a `SettingsError` whose message is one line naming the variable, never a traceback
+from deep inside Dagster or SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+DATABASE_URL_VAR = "AUDIT_PIPELINE_DATABASE_URL"
+TIMEZONE_VAR = "AUDIT_PIPELINE_TIMEZONE"
+START_DATE_VAR = "AUDIT_PIPELINE_START_DATE"
+FISCAL_YEAR_START_MONTH_VAR = "AUDIT_PIPELINE_FISCAL_YEAR_START_MONTH"
+OUTPUT_SCHEMA_VAR = "AUDIT_PIPELINE_OUTPUT_SCHEMA"
+ALERT_WEBHOOK_VAR = "AUDIT_PIPELINE_ALERT_WEBHOOK"
+
+DEFAULT_TIMEZONE = "Asia/Kolkata"
+DEFAULT_START_DATE = "2024-04-01"
+DEFAULT_FISCAL_YEAR_START_MONTH = "4"
+
+# The embedded demo database: a SQLite file below the working directory (the repository root for
+# `make demo`, `make dev` and `dagster dev`), created with demo data on first use.
+DEMO_DATABASE_PATH = Path(".data") / "demo.sqlite"
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message is one line meant for an operator."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str  # "" means the embedded SQLite demo database
+    timezone: str
+    start_date: dt.date
+    fiscal_year_start_month: int
+    output_schema: str | None
+    alert_webhook: str | None
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def uses_demo_database(self) -> bool:
+        return not self.database_url
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+
+    def get(name: str, default: str = "") -> str:
+        return (env.get(name) or default).strip()
+
+    database_url = get(DATABASE_URL_VAR)
+    if database_url:
+        parse_database_url(database_url)
+    return Settings(
+        database_url=database_url,
+        timezone=_parse_timezone(get(TIMEZONE_VAR, DEFAULT_TIMEZONE)),
+        start_date=_parse_date(START_DATE_VAR, get(START_DATE_VAR, DEFAULT_START_DATE)),
+        fiscal_year_start_month=_parse_month(get(FISCAL_YEAR_START_MONTH_VAR, DEFAULT_FISCAL_YEAR_START_MONTH)),
+        output_schema=_parse_schema(get(OUTPUT_SCHEMA_VAR)),
+        alert_webhook=get(ALERT_WEBHOOK_VAR) or None,
+    )
+
+
+def parse_database_url(raw: str) -> URL:
+    """Parse and normalize a database URL: plain `postgresql://` (and `postgres://`) mean psycopg 3."""
+    try:
+        url = make_url(raw)
+    except (ArgumentError, ValueError):
+        # The message must not echo the URL: it may hold a password.
+        raise SettingsError(f"{DATABASE_URL_VAR} is not a valid SQLAlchemy URL") from None
+    backend, _, driver = url.drivername.partition("+")
+    if backend == "postgres":
+        backend = "postgresql"
+    if backend == "postgresql":
+        return url.set(drivername=f"postgresql+{driver or 'psycopg'}")
+    if backend == "sqlite":
+        return url
+    raise SettingsError(
+        f"{DATABASE_URL_VAR} names the database '{backend}'; only postgresql and sqlite are supported"
+    )
+
+
+def redact(url: str | URL) -> str:
+    """The URL as it may be printed or logged: the password is replaced by ***."""
+    if isinstance(url, str):
+        try:
+            url = make_url(url)
+        except (ArgumentError, ValueError):
+            return "<unparseable database URL>"
+    return url.render_as_string(hide_password=True)
+
+
+def _parse_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"{TIMEZONE_VAR}={name!r} is not an IANA time zone (e.g. Asia/Kolkata)") from None
+    return name
+
+
+def _parse_date(variable: str, text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise SettingsError(f"{variable}={text!r} is not a date in the form YYYY-MM-DD") from None
+
+
+def _parse_month(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 12:
+        raise SettingsError(f"{FISCAL_YEAR_START_MONTH_VAR}={text!r} is not a month number from 1 to 12")
+    return int(text)
+
+
+def _parse_schema(text: str) -> str | None:
+    if not text:
+        return None
+    if not _SCHEMA_NAME.match(text):
+        raise SettingsError(f"{OUTPUT_SCHEMA_VAR}={text!r} is not a plain SQL identifier")
+    return text

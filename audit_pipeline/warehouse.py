@@ -1,0 +1,263 @@
+"""Runs the SQL of `queries.py` against one database: the pipeline's only writer.
+
+Every write replaces a range of days (or a whole table) inside one transaction: delete, then
+insert-select. A re-run therefore replaces, never duplicates, and a failure leaves the previous rows
+as they were. Writers of the same output table are serialized (PostgreSQL: a table lock on that
+output table only; SQLite: its database lock), so overlapping runs wait instead of colliding.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from sqlalchemy import Column, Connection, Date, DateTime, Engine, Integer, MetaData, Table, Text, inspect, text
+
+from . import queries
+from .calendar import day_end, days, fiscal_quarter
+from .dialect import DAY_MAX, DAY_MIN, ENUM_WHITESPACE, Dialect, dialect_for
+from .settings import Settings
+from .tables import output_metadata
+
+# Separates observation ids on a repeat chain's path: a control character no id contains.
+PATH_SEPARATOR = "\x1f"
+
+_calendar_metadata = MetaData()
+calendar_table = Table(
+    queries.CALENDAR,
+    _calendar_metadata,
+    Column("day", Date, primary_key=True),
+    Column("day_no", Integer, nullable=False),
+    Column("day_end", DateTime(timezone=True), nullable=False),
+    Column("fiscal_year", Integer, nullable=False),
+    Column("fiscal_quarter", Integer, nullable=False),
+    Column("quarter_label", Text, nullable=False),
+    Column("quarter_start", Date, nullable=False),
+    Column("quarter_end", Date, nullable=False),
+    prefixes=["TEMPORARY"],
+)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    table: str
+    rows: int
+    tenants: int
+    days: int
+    seconds: float
+
+
+class OutputSchemaError(RuntimeError):
+    """An output table exists with columns that do not match the contract."""
+
+
+class Warehouse:
+    def __init__(self, engine: Engine, settings: Settings):
+        self.engine = engine
+        self.settings = settings
+        self.dialect: Dialect = dialect_for(engine)
+        self.metadata = output_metadata(settings.output_schema)
+        self._prepared = False
+
+    # --- output tables ---------------------------------------------------------------------------
+
+    def table_ref(self, name: str) -> str:
+        """The quoted (and schema-qualified) name of an output table, for splicing into SQL."""
+        table = self.metadata.tables[self._key(name)]
+        return self.engine.dialect.identifier_preparer.format_table(table)
+
+    def _key(self, name: str) -> str:
+        schema = self.settings.output_schema
+        return f"{schema}.{name}" if schema else name
+
+    def prepare(self) -> None:
+        """Create missing output tables; refuse to touch an existing one whose columns differ."""
+        if self._prepared:
+            return
+        with self.engine.begin() as conn:
+            if self.settings.output_schema and conn.dialect.name == "postgresql":
+                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.settings.output_schema}"'))
+            self._check_existing_columns(conn)
+            self.metadata.create_all(conn, checkfirst=True)
+        self._prepared = True
+
+    def _check_existing_columns(self, conn: Connection) -> None:
+        inspector = inspect(conn)
+        schema = self.settings.output_schema
+        existing = set(inspector.get_table_names(schema=schema))
+        for table in self.metadata.sorted_tables:
+            if table.name not in existing:
+                continue
+            found = {c["name"] for c in inspector.get_columns(table.name, schema=schema)}
+            expected = {c.name for c in table.columns}
+            if found != expected:
+                missing = ", ".join(sorted(expected - found)) or "none"
+                unexpected = ", ".join(sorted(found - expected)) or "none"
+                raise OutputSchemaError(
+                    f"output table {table.name} exists with other columns than the contract's "
+                    f"(missing: {missing}; unexpected: {unexpected}); it was left untouched"
+                )
+
+    # --- daily tables ----------------------------------------------------------------------------
+
+    def write_severity_snapshot(self, start: dt.date, end: dt.date) -> WriteResult:
+        sql = queries.severity_snapshot(self.dialect, self.table_ref("severity_snapshot"))
+        return self._replace_days("severity_snapshot", sql, start, end, log_table="observation")
+
+    def write_compliance_snapshot(self, start: dt.date, end: dt.date) -> WriteResult:
+        sql = queries.compliance_snapshot(self.dialect, self.table_ref("compliance_snapshot"))
+        return self._replace_days("compliance_snapshot", sql, start, end, log_table="compliance_requirement")
+
+    def write_health_snapshot(self, start: dt.date, end: dt.date) -> WriteResult:
+        sql = queries.health_snapshot(
+            self.dialect,
+            self.table_ref("health_snapshot"),
+            self.table_ref("severity_snapshot"),
+            self.table_ref("compliance_snapshot"),
+        )
+        return self._replace_days("health_snapshot", sql, start, end)
+
+    def write_dashboard_snapshot(self, start: dt.date, end: dt.date) -> WriteResult:
+        sql = queries.dashboard_snapshot(
+            self.dialect,
+            self.table_ref("dashboard_snapshot"),
+            self.table_ref("severity_snapshot"),
+            self.table_ref("compliance_snapshot"),
+            self.table_ref("health_snapshot"),
+        )
+        return self._replace_days("dashboard_snapshot", sql, start, end)
+
+    def write_compliance_trend_daily(self, start: dt.date, end: dt.date) -> WriteResult:
+        sql = queries.compliance_trend_daily(
+            self.dialect, self.table_ref("compliance_trend_daily"), self.table_ref("compliance_snapshot")
+        )
+        window_start = start - dt.timedelta(days=6)
+        return self._replace_days(
+            "compliance_trend_daily", sql, start, end, window_start=self.dialect.day_param(window_start)
+        )
+
+    # --- whole tables ----------------------------------------------------------------------------
+
+    def write_severity_trend_quarterly(self) -> WriteResult:
+        sql = queries.severity_trend_quarterly(
+            self.dialect, self.table_ref("severity_trend_quarterly"), self.table_ref("severity_snapshot")
+        )
+
+        def calendar_span(conn: Connection) -> tuple[dt.date, dt.date] | None:
+            first, last = conn.execute(
+                text(f"SELECT min(snapshot_date), max(snapshot_date) FROM {self.table_ref('severity_snapshot')}")
+            ).one()
+            if first is None:
+                return None
+            return _as_date(first), _as_date(last)
+
+        return self._replace_all("severity_trend_quarterly", sql, calendar_span=calendar_span)
+
+    def write_repeat_finding(self) -> WriteResult:
+        sql = queries.repeat_finding(self.dialect, self.table_ref("repeat_finding"))
+        return self._replace_all("repeat_finding", sql, sep=PATH_SEPARATOR)
+
+    def write_engagement_progress(self) -> WriteResult:
+        sql = queries.engagement_progress(self.dialect, self.table_ref("engagement_progress"))
+        return self._replace_all("engagement_progress", sql)
+
+    # --- the two write patterns ------------------------------------------------------------------
+
+    def common_params(self) -> dict:
+        return {
+            "tz": self.settings.timezone,
+            "ws": ENUM_WHITESPACE,
+            "day_min": self.dialect.day_param(DAY_MIN),
+            "day_max": self.dialect.day_param(DAY_MAX),
+        }
+
+    def _replace_days(self, name: str, sql: str, start: dt.date, end: dt.date, **params) -> WriteResult:
+        if end < start:
+            raise ValueError(f"empty range of days: {start}..{end}")
+        self.prepare()
+        began = time.perf_counter()
+        target = self.table_ref(name)
+        bounds = {
+            "range_start": self.dialect.day_param(start),
+            "range_after": self.dialect.day_param(end + dt.timedelta(days=1)),
+        }
+        with self.engine.begin() as conn:
+            self._lock(conn, target)
+            self._fill_calendar(conn, start - dt.timedelta(days=6), end)
+            conn.execute(
+                text(f"DELETE FROM {target} WHERE snapshot_date >= :range_start AND snapshot_date < :range_after"),
+                bounds,
+            )
+            conn.execute(text(sql), {**self.common_params(), **bounds, **params})
+            # Counted, not taken from rowcount: SQLite reports -1 for a WITH ... INSERT.
+            rows, tenants = conn.execute(
+                text(
+                    f"SELECT count(*), count(DISTINCT tenant_id) FROM {target} "
+                    "WHERE snapshot_date >= :range_start AND snapshot_date < :range_after"
+                ),
+                bounds,
+            ).one()
+            self._drop_calendar(conn)
+        return WriteResult(name, rows, tenants, (end - start).days + 1, time.perf_counter() - began)
+
+    def _replace_all(
+        self,
+        name: str,
+        sql: str,
+        calendar_span: Callable[[Connection], tuple[dt.date, dt.date] | None] | None = None,
+        **params,
+    ) -> WriteResult:
+        self.prepare()
+        began = time.perf_counter()
+        target = self.table_ref(name)
+        with self.engine.begin() as conn:
+            self._lock(conn, target)
+            span = calendar_span(conn) if calendar_span else None
+            conn.execute(text(f"DELETE FROM {target}"))
+            if calendar_span is None or span is not None:
+                if span:
+                    self._fill_calendar(conn, *span)
+                conn.execute(text(sql), {**self.common_params(), **params})
+            rows, tenants = conn.execute(text(f"SELECT count(*), count(DISTINCT tenant_id) FROM {target}")).one()
+            if span:
+                self._drop_calendar(conn)
+        return WriteResult(name, rows, tenants, 0, time.perf_counter() - began)
+
+    def _lock(self, conn: Connection, target: str) -> None:
+        # Serializes writers of one output table so that overlapping runs wait for each other;
+        # readers of the table (the dashboard) are not blocked. Source tables are never locked.
+        if conn.dialect.name == "postgresql":
+            conn.execute(text(f"LOCK TABLE {target} IN SHARE ROW EXCLUSIVE MODE"))
+
+    def _fill_calendar(self, conn: Connection, first: dt.date, last: dt.date) -> None:
+        calendar_table.drop(conn, checkfirst=True)
+        calendar_table.create(conn)
+        tz, start_month = self.settings.tz, self.settings.fiscal_year_start_month
+        rows = []
+        for day in days(first, last):
+            quarter = fiscal_quarter(day, start_month)
+            rows.append(
+                {
+                    "day": self.dialect.day_param(day),
+                    "day_no": day.toordinal(),
+                    "day_end": self.dialect.instant_param(day_end(day, tz)),
+                    "fiscal_year": quarter.fiscal_year,
+                    "fiscal_quarter": quarter.quarter,
+                    "quarter_label": quarter.label,
+                    "quarter_start": self.dialect.day_param(quarter.start),
+                    "quarter_end": self.dialect.day_param(quarter.end),
+                }
+            )
+        columns = ", ".join(rows[0])
+        values = ", ".join(f":{c}" for c in rows[0])
+        # One executemany, not a statement per day.
+        conn.execute(text(f"INSERT INTO {queries.CALENDAR} ({columns}) VALUES ({values})"), rows)
+
+    def _drop_calendar(self, conn: Connection) -> None:
+        calendar_table.drop(conn, checkfirst=True)
+
+
+def _as_date(value) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
