@@ -363,3 +363,117 @@ def engagement_progress(d: Dialect, target: str) -> str:
     LEFT JOIN observation o ON o.engagement_id = e.id AND o.tenant_id = e.tenant_id
     GROUP BY e.id, e.tenant_id, e.name, e.status
     """
+
+
+# --- asset checks ---------------------------------------------------------------------------------
+# Each returns offending rows (kind, id, detail), ordered, so a check can count them and name a few.
+
+
+def tenant_day_rows(d: Dialect, table: str) -> str:
+    """Rows missing, unexpected or duplicated against "one row per tenant of the day's snapshot"."""
+    return f"""
+    WITH {onboarded_tenants(d).strip()},
+    days AS (SELECT DISTINCT snapshot_date AS day FROM {table}),
+    expected AS (SELECT t.id AS tenant_id, days.day FROM onboarded t JOIN days ON days.day >= t.first_day),
+    actual AS (SELECT tenant_id, snapshot_date AS day, count(*) AS n FROM {table} GROUP BY tenant_id, snapshot_date)
+    SELECT 'missing' AS kind, e.tenant_id AS id, e.day AS detail
+    FROM expected e LEFT JOIN actual a ON a.tenant_id = e.tenant_id AND a.day = e.day
+    WHERE a.tenant_id IS NULL
+    UNION ALL
+    SELECT 'unexpected', a.tenant_id, a.day
+    FROM actual a LEFT JOIN expected e ON e.tenant_id = a.tenant_id AND e.day = a.day
+    WHERE e.tenant_id IS NULL
+    UNION ALL
+    SELECT 'duplicate', tenant_id, day FROM actual WHERE n > 1
+    ORDER BY 1, 3, 2
+    """
+
+
+def out_of_range_rows(table: str, conditions: dict[str, str]) -> str:
+    """Rows of `table` breaking any of `conditions` (name -> SQL that must hold)."""
+    return "\n    UNION ALL\n".join(
+        f"    SELECT '{name}' AS kind, tenant_id AS id, snapshot_date AS detail FROM {table} WHERE NOT ({condition})"
+        for name, condition in conditions.items()
+    ) + "\n    ORDER BY 1, 3, 2"
+
+
+SEVERITY_RANGES = {
+    "negative count": "critical_open >= 0 AND high_open >= 0 AND medium_open >= 0 AND low_open >= 0",
+    "open_total below the sum of severities": "open_total >= critical_open + high_open + medium_open + low_open",
+}
+COMPLIANCE_RANGES = {
+    "compliant outside 0..total": "compliant >= 0 AND compliant <= total",
+    "percentage outside 0..100": "percentage IS NULL OR (percentage >= 0 AND percentage <= 100)",
+    "percentage null iff total is 0": "(percentage IS NULL) = (total = 0)",
+}
+HEALTH_RANGES = {
+    f"{column} outside 0..100": f"{column} >= 0 AND {column} <= 100"
+    for column in ("severity_score", "compliance_score", "health_score")
+}
+
+
+def cross_tenant_repeat_links() -> str:
+    return """
+    SELECT 'cross-tenant link' AS kind, o.id AS id, parent.id AS detail
+    FROM observation o JOIN observation parent ON parent.id = o.repeat_of_id
+    WHERE parent.tenant_id <> o.tenant_id OR o.tenant_id IS NULL OR parent.tenant_id IS NULL
+    ORDER BY 2
+    """
+
+
+def repeat_cycles(d: Dialect) -> str:
+    """Observations whose repeat_of_id chain comes back to them. Binds :sep."""
+    return f"""
+    WITH RECURSIVE walk (start_id, next_id, path) AS (
+        SELECT id, repeat_of_id, :sep || id || :sep FROM observation WHERE repeat_of_id IS NOT NULL
+        UNION ALL
+        SELECT w.start_id, o.repeat_of_id, w.path || o.id || :sep
+        FROM walk w JOIN observation o ON o.id = w.next_id
+        WHERE {d.find('w.path', ':sep || o.id || :sep')} = 0 AND o.repeat_of_id IS NOT NULL
+    )
+    SELECT DISTINCT 'on a cycle' AS kind, start_id AS id, '' AS detail FROM walk WHERE next_id = start_id
+    ORDER BY 2
+    """
+
+
+def closed_before_created() -> str:
+    return """
+    SELECT 'closed before created' AS kind, id, tenant_id AS detail FROM observation
+    WHERE closed_at < created_at
+    ORDER BY 2
+    """
+
+
+def enum_values(d: Dialect, table: str, column: str) -> str:
+    """Each distinct stored value of `table.column` with its count and its normalized form."""
+    return f"""
+    SELECT {column} AS value, {d.normalized_enum(column)} AS normalized, count(*) AS n
+    FROM {table} GROUP BY {column} ORDER BY 3 DESC, 1
+    """
+
+
+# --- previews shown on materializations -------------------------------------------------------------
+
+PREVIEW_ROWS = 10
+
+
+def latest_quarter_preview(table: str) -> str:
+    return f"""
+    SELECT tenant_id, quarter_label, as_of_date, critical_open, high_open, medium_open, low_open FROM (
+        SELECT t.*, row_number() OVER (PARTITION BY tenant_id ORDER BY fiscal_year DESC, fiscal_quarter DESC) AS pick
+        FROM {table} t
+    ) AS latest
+    WHERE pick = 1
+    ORDER BY tenant_id
+    LIMIT {PREVIEW_ROWS}
+    """
+
+
+def compliance_trend_preview(table: str) -> str:
+    """Binds :day."""
+    return f"""
+    SELECT tenant_id, snapshot_date, compliance_percentage, change_1d, rolling_7d_avg FROM {table}
+    WHERE snapshot_date = :day
+    ORDER BY tenant_id
+    LIMIT {PREVIEW_ROWS}
+    """

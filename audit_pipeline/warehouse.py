@@ -163,6 +163,14 @@ class Warehouse:
         sql = queries.engagement_progress(self.dialect, self.table_ref("engagement_progress"))
         return self._replace_all("engagement_progress", sql)
 
+    # --- reads for the asset checks --------------------------------------------------------------
+
+    def find(self, sql: str, **params) -> list[tuple]:
+        """Rows of a read-only query (the checks' queries), with the common parameters bound."""
+        self.prepare()
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql), {**self.common_params(), **params})]
+
     # --- the two write patterns ------------------------------------------------------------------
 
     def common_params(self) -> dict:

@@ -28,7 +28,12 @@ def is_transient(error: Exception) -> bool:
     )
 
 
-def write(context: dg.AssetExecutionContext, step: Callable[[], WriteResult]) -> dg.MaterializeResult:
+def write(
+    context: dg.AssetExecutionContext,
+    step: Callable[[], WriteResult],
+    preview: Callable[[], dict] | None = None,
+) -> dg.MaterializeResult:
+    """Run one table write, retrying transient database errors; report what was written."""
     try:
         result = step()
     except DBAPIError as error:
@@ -43,7 +48,10 @@ def write(context: dg.AssetExecutionContext, step: Callable[[], WriteResult]) ->
         f"{result.table}: {result.rows} rows, {result.tenants} tenants, {result.days} days "
         f"in {result.seconds:.2f} s"
     )
-    return dg.MaterializeResult(metadata=write_metadata(result))
+    metadata = write_metadata(result)
+    if preview is not None:
+        metadata.update(preview())
+    return dg.MaterializeResult(metadata=metadata)
 
 
 def write_metadata(result: WriteResult) -> dict:
@@ -55,3 +63,9 @@ def write_metadata(result: WriteResult) -> dict:
     if result.days:
         metadata["days"] = dg.MetadataValue.int(result.days)
     return metadata
+
+
+def markdown_table(columns: list[str], rows: list[tuple]) -> dg.MetadataValue:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
+    return dg.MetadataValue.md("\n".join(lines))

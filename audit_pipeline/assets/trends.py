@@ -5,7 +5,8 @@ import dagster as dg
 from ..partitions import daily_partitions
 from ..resources import DatabaseResource
 from .daily import compliance_snapshot, severity_snapshot
-from ._run import run_days, write
+from .. import queries
+from ._run import markdown_table, run_days, write
 
 GROUP = "trends"
 
@@ -22,7 +23,15 @@ GROUP = "trends"
 )
 def compliance_trend_daily(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
     start, end = run_days(context)
-    return write(context, lambda: database.warehouse().write_compliance_trend_daily(start, end))
+    w = database.warehouse()
+
+    def preview():
+        sql = queries.compliance_trend_preview(w.table_ref("compliance_trend_daily"))
+        rows = w.find(sql, day=w.dialect.day_param(end))
+        columns = ["tenant", "day", "compliance %", "change 1d", "rolling 7d avg"]
+        return {f"preview (last day, first {queries.PREVIEW_ROWS} tenants)": markdown_table(columns, rows)}
+
+    return write(context, lambda: w.write_compliance_trend_daily(start, end), preview)
 
 
 @dg.asset(
@@ -33,4 +42,11 @@ def compliance_trend_daily(context: dg.AssetExecutionContext, database: Database
 )
 def severity_trend_quarterly(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
     # Rebuilt from all snapshots: a quarter's row can depend on days outside any one run's range.
-    return write(context, lambda: database.warehouse().write_severity_trend_quarterly())
+    w = database.warehouse()
+
+    def preview():
+        rows = w.find(queries.latest_quarter_preview(w.table_ref("severity_trend_quarterly")))
+        columns = ["tenant", "quarter", "as of", "critical", "high", "medium", "low"]
+        return {f"preview (latest quarter, first {queries.PREVIEW_ROWS} tenants)": markdown_table(columns, rows)}
+
+    return write(context, w.write_severity_trend_quarterly, preview)

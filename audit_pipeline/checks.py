@@ -1,0 +1,129 @@
+"""Asset checks: is each result whole and in range, and what is odd in the source data.
+
+Each failing check names the offending ids (the first MAX_EXAMPLES) in its metadata, and counts them
+by kind. "One row per tenant and day" blocks what is downstream of a table; the data-quality checks
+on the source are warnings: the pipeline handles those rows as the contract says, but someone
+should look at them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import dagster as dg
+
+from . import queries
+from .assets.daily import compliance_snapshot, dashboard_snapshot, health_snapshot, severity_snapshot
+from .assets.findings import repeat_finding
+from .assets.trends import compliance_trend_daily
+from .resources import DatabaseResource
+from .warehouse import PATH_SEPARATOR
+
+MAX_EXAMPLES = 20
+REQUIREMENT_STATUSES = ("COMPLIANT", "PARTIALLY_COMPLIANT", "NON_COMPLIANT", "NOT_APPLICABLE")
+WARN = dg.AssetCheckSeverity.WARN
+
+
+def problems_result(problems: list[tuple], severity=dg.AssetCheckSeverity.ERROR, **metadata) -> dg.AssetCheckResult:
+    """A check result from offending rows (kind, id, detail)."""
+    examples = [f"{kind}: {id_}" + (f" ({detail})" if detail not in (None, "") else "") for kind, id_, detail in problems]
+    return dg.AssetCheckResult(
+        passed=not problems,
+        severity=severity,
+        metadata={
+            "count": len(problems),
+            "by_kind": dg.MetadataValue.json(dict(Counter(kind for kind, *_ in problems))),
+            "examples": dg.MetadataValue.md("\n".join(f"- `{e}`" for e in examples[:MAX_EXAMPLES]) or "none"),
+            **metadata,
+        },
+    )
+
+
+def one_row_per_tenant_and_day(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
+    table = asset.key.path[-1]
+
+    @dg.asset_check(
+        asset=asset,
+        name="one_row_per_tenant_and_day",
+        blocking=True,
+        description="Every day present holds exactly one row per tenant of that day's snapshot.",
+    )
+    def _check(database: DatabaseResource) -> dg.AssetCheckResult:
+        w = database.warehouse()
+        return problems_result(w.find(queries.tenant_day_rows(w.dialect, w.table_ref(table))))
+
+    return _check
+
+
+def values_in_range(asset: dg.AssetsDefinition, conditions: dict[str, str]) -> dg.AssetChecksDefinition:
+    table = asset.key.path[-1]
+
+    @dg.asset_check(
+        asset=asset,
+        name="values_in_range",
+        description="Counts, scores and percentages lie in their ranges: " + "; ".join(conditions) + ".",
+    )
+    def _check(database: DatabaseResource) -> dg.AssetCheckResult:
+        w = database.warehouse()
+        return problems_result(w.find(queries.out_of_range_rows(w.table_ref(table), conditions)))
+
+    return _check
+
+
+def enum_values_known(
+    asset: dg.AssetsDefinition, source_table: str, column: str, known: tuple[str, ...]
+) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=asset,
+        name=f"{source_table}_{column}_values_known",
+        description=f"{source_table}.{column} holds only {', '.join(known)} (after trimming and upper-casing).",
+    )
+    def _check(database: DatabaseResource) -> dg.AssetCheckResult:
+        w = database.warehouse()
+        unknown, normalized = {}, {}
+        for value, norm, n in w.find(queries.enum_values(w.dialect, source_table, column)):
+            if norm not in known:
+                unknown[repr(value)] = n
+            elif value != norm:
+                normalized[repr(value)] = n
+        return dg.AssetCheckResult(
+            passed=not unknown,
+            severity=WARN,
+            metadata={
+                "unknown_values": dg.MetadataValue.json(unknown),
+                "rows_with_unknown_values": sum(unknown.values()),
+                "values_normalized": dg.MetadataValue.json(normalized),
+            },
+        )
+
+    return _check
+
+
+@dg.asset_check(asset=severity_snapshot, description="Observations whose closed_at is before their created_at (never counted as open).")
+def observations_closed_before_created(database: DatabaseResource) -> dg.AssetCheckResult:
+    return problems_result(database.warehouse().find(queries.closed_before_created()), WARN)
+
+
+@dg.asset_check(asset=repeat_finding, description="repeat_of_id links into another tenant's observations (never followed).")
+def repeat_links_across_tenants(database: DatabaseResource) -> dg.AssetCheckResult:
+    return problems_result(database.warehouse().find(queries.cross_tenant_repeat_links()), WARN)
+
+
+@dg.asset_check(asset=repeat_finding, description="Observations on a cycle of repeat_of_id links (chains stop there).")
+def repeat_link_cycles(database: DatabaseResource) -> dg.AssetCheckResult:
+    w = database.warehouse()
+    return problems_result(w.find(queries.repeat_cycles(w.dialect), sep=PATH_SEPARATOR), WARN)
+
+
+asset_checks = [
+    *(one_row_per_tenant_and_day(a) for a in (severity_snapshot, compliance_snapshot, health_snapshot,
+                                               dashboard_snapshot, compliance_trend_daily)),
+    values_in_range(severity_snapshot, queries.SEVERITY_RANGES),
+    values_in_range(compliance_snapshot, queries.COMPLIANCE_RANGES),
+    values_in_range(health_snapshot, queries.HEALTH_RANGES),
+    enum_values_known(severity_snapshot, "observation", "severity", queries.SEVERITIES),
+    enum_values_known(compliance_snapshot, "compliance_requirement", "status", REQUIREMENT_STATUSES),
+    observations_closed_before_created,
+    repeat_links_across_tenants,
+    repeat_link_cycles,
+]

@@ -1,0 +1,132 @@
+"""Every asset check, passing on clean data and failing on data made for it."""
+
+import datetime as dt
+
+import dagster as dg
+from sqlalchemy import text
+
+from audit_pipeline.checks import asset_checks
+from audit_pipeline.resources import DatabaseResource
+
+from .builder import SourceBuilder, warehouse
+
+RANGE = (dt.date(2024, 6, 1), dt.date(2024, 6, 5))
+
+
+def check(asset: str, name: str, db_url: str) -> dg.AssetCheckResult:
+    for definition in asset_checks:
+        if dg.AssetCheckKey(dg.AssetKey(asset), name) in definition.check_keys:
+            return definition(database=DatabaseResource(url=db_url))
+    raise KeyError((asset, name))
+
+
+def clean_history(engine):
+    src = SourceBuilder(engine)
+    src.tenant("t1")
+    src.tenant("t2", created="2024-06-03 12:00:00")
+    src.observation("a", severity="HIGH")
+    src.observation("b", severity="LOW", repeat_of="a")
+    src.requirement("r1", status="COMPLIANT")
+    w = warehouse(engine)
+    for write in (w.write_severity_snapshot, w.write_compliance_snapshot, w.write_health_snapshot,
+                  w.write_dashboard_snapshot, w.write_compliance_trend_daily):
+        write(*RANGE)
+    w.write_repeat_finding()
+    return src
+
+
+def execute(engine, sql):
+    with engine.begin() as conn:
+        conn.execute(text(sql))
+
+
+TABLES = ("severity_snapshot", "compliance_snapshot", "health_snapshot", "dashboard_snapshot", "compliance_trend_daily")
+
+
+def test_all_checks_pass_on_clean_data(engine, db_url):
+    clean_history(engine)
+    for definition in asset_checks:
+        for key in definition.check_keys:
+            result = check(key.asset_key.to_user_string(), key.name, db_url)
+            assert result.passed, (key, result.metadata)
+
+
+def test_one_row_per_tenant_and_day_names_missing_and_unexpected_rows(engine, db_url):
+    clean_history(engine)
+    for table in TABLES:
+        execute(engine, f"DELETE FROM {table} WHERE tenant_id = 't2' AND snapshot_date = '2024-06-04'")
+    execute(engine, "UPDATE tenant SET onboarding_completed = FALSE WHERE id = 't1'")  # t1's rows now unexpected
+    for table in TABLES:
+        result = check(table, "one_row_per_tenant_and_day", db_url)
+        assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+        assert result.metadata["count"].value == 6  # t2 missing on 06-04, t1 unexpected on 5 days
+        assert result.metadata["by_kind"].value == {"missing": 1, "unexpected": 5}
+        assert "missing: t2 (2024-06-04" in result.metadata["examples"].value
+
+
+def test_values_in_range(engine, db_url):
+    clean_history(engine)
+    execute(engine, "UPDATE severity_snapshot SET open_total = 0 WHERE tenant_id = 't1' AND snapshot_date = '2024-06-02'")
+    execute(engine, "UPDATE health_snapshot SET health_score = 100.5 WHERE tenant_id = 't2'")
+    execute(engine, "UPDATE compliance_snapshot SET compliant = 5 WHERE tenant_id = 't1' AND snapshot_date = '2024-06-01'")
+    severity = check("severity_snapshot", "values_in_range", db_url)
+    assert not severity.passed
+    assert severity.metadata["by_kind"].value == {"open_total below the sum of severities": 1}
+    health = check("health_snapshot", "values_in_range", db_url)
+    assert health.metadata["by_kind"].value == {"health_score outside 0..100": 3}
+    compliance = check("compliance_snapshot", "values_in_range", db_url)
+    assert compliance.metadata["by_kind"].value == {"compliant outside 0..total": 1}
+
+
+def test_unknown_enum_values_are_a_warning_with_counts_per_value(engine, db_url):
+    src = clean_history(engine)
+    src.observation("i1", severity="INFO")
+    src.observation("i2", severity="INFO")
+    src.observation("i3", severity=" info")
+    src.observation("h", severity=" high ")
+    src.requirement("r2", status="pending")
+    result = check("severity_snapshot", "observation_severity_values_known", db_url)
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
+    assert result.metadata["unknown_values"].value == {"'INFO'": 2, "' info'": 1}
+    assert result.metadata["values_normalized"].value == {"' high '": 1}
+    status = check("compliance_snapshot", "compliance_requirement_status_values_known", db_url)
+    assert status.metadata["unknown_values"].value == {"'pending'": 1}
+
+
+def test_closed_before_created_is_a_warning_naming_the_observation(engine, db_url):
+    src = clean_history(engine)
+    src.observation("backwards", created="2024-06-05 10:00:00", closed="2024-06-01 10:00:00")
+    result = check("severity_snapshot", "observations_closed_before_created", db_url)
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
+    assert "closed before created: backwards" in result.metadata["examples"].value
+
+
+def test_cross_tenant_links_and_cycles_are_warnings(engine, db_url):
+    src = clean_history(engine)
+    src.observation("other", tenant="t2")
+    src.observation("x", repeat_of="other")
+    src.observation("p")
+    src.observation("q", repeat_of="p")
+    src.link("p", "q")
+    src.observation("into-cycle", repeat_of="p")  # leads into the cycle but is not on it
+    links = check("repeat_finding", "repeat_links_across_tenants", db_url)
+    assert not links.passed and links.severity == dg.AssetCheckSeverity.WARN
+    assert links.metadata["count"].value == 1 and "x (other)" in links.metadata["examples"].value
+    cycles = check("repeat_finding", "repeat_link_cycles", db_url)
+    assert not cycles.passed and cycles.metadata["count"].value == 2
+    assert "on a cycle: p" in cycles.metadata["examples"].value and "into-cycle" not in cycles.metadata["examples"].value
+
+
+def test_checks_run_in_the_range_run_and_show_in_the_job(engine, db_url):
+    from audit_pipeline.definitions import defs
+
+    clean_history(engine)
+    job = defs.resolve_job_def("audit_history")
+    result = job.execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={"database": DatabaseResource(url=db_url)},
+        tags={"dagster/asset_partition_range_start": "2024-06-01", "dagster/asset_partition_range_end": "2024-06-05"},
+    )
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == len([k for d in asset_checks for k in d.check_keys]) == 13
+    assert all(e.passed for e in evaluations)
