@@ -76,8 +76,29 @@ class Dialect:
         return instant
 
 
+# For an audit_log whose images are stored in a text column (not json/jsonb): invalid JSON reads as
+# "no image" instead of failing the statement. Session-local (pg_temp), so nothing is created in
+# the application's schemas; needs only the TEMP privilege every role has by default.
+PG_SAFE_JSON_FUNCTION = """
+CREATE OR REPLACE FUNCTION pg_temp.audit_pipeline_json(value text) RETURNS json
+LANGUAGE plpgsql IMMUTABLE AS $fn$
+BEGIN
+    RETURN value::json;
+EXCEPTION WHEN others THEN
+    RETURN NULL;
+END
+$fn$
+"""
+
+
 class PostgresDialect(Dialect):
     name = "postgresql"
+
+    def __init__(self, images_are_text: bool = False):
+        self.images_are_text = images_are_text
+
+    def _image(self, column: str) -> str:
+        return f"pg_temp.audit_pipeline_json({column})" if self.images_are_text else column
 
     def instant(self, expr: str) -> str:
         return expr
@@ -88,10 +109,10 @@ class PostgresDialect(Dialect):
     def json_has(self, column: str, field: str) -> str:
         # `->` yields SQL NULL for a missing key and for non-objects (arrays, scalars), but JSON
         # null for a key that is present with a null value: exactly "has that field".
-        return f"({column} -> '{field}') IS NOT NULL"
+        return f"({self._image(column)} -> '{field}') IS NOT NULL"
 
     def json_text(self, column: str, field: str) -> str:
-        return f"({column} ->> '{field}')"
+        return f"({self._image(column)} ->> '{field}')"
 
     def json_object(self, *pairs: tuple[str, str]) -> str:
         return "json_build_object(" + ", ".join(f"'{key}', {value}" for key, value in pairs) + ")"

@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from sqlalchemy import Column, Connection, Date, DateTime, Engine, Integer, MetaData, Table, Text, inspect, text
+from sqlalchemy import JSON, Column, Connection, Date, DateTime, Engine, Integer, MetaData, Table, Text, inspect, text
 
 from . import queries
 from .calendar import day_end, days, fiscal_quarter
-from .dialect import DAY_MAX, DAY_MIN, ENUM_WHITESPACE, Dialect, dialect_for
+from .dialect import DAY_MAX, DAY_MIN, ENUM_WHITESPACE, PG_SAFE_JSON_FUNCTION, Dialect, PostgresDialect, dialect_for
 from .settings import Settings
 from .tables import output_metadata
 
@@ -81,7 +81,13 @@ class Warehouse:
                 conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.settings.output_schema}"'))
             self._check_existing_columns(conn)
             self.metadata.create_all(conn, checkfirst=True)
+            if isinstance(self.dialect, PostgresDialect):
+                self.dialect.images_are_text = _images_are_text(conn)
         self._prepared = True
+
+    def _session_setup(self, conn: Connection) -> None:
+        if isinstance(self.dialect, PostgresDialect) and self.dialect.images_are_text:
+            conn.exec_driver_sql(PG_SAFE_JSON_FUNCTION)
 
     def _check_existing_columns(self, conn: Connection) -> None:
         inspector = inspect(conn)
@@ -103,14 +109,17 @@ class Warehouse:
     # --- daily tables ----------------------------------------------------------------------------
 
     def write_severity_snapshot(self, start: dt.date, end: dt.date) -> WriteResult:
+        self.prepare()
         sql = queries.severity_snapshot(self.dialect, self.table_ref("severity_snapshot"))
         return self._replace_days("severity_snapshot", sql, start, end, log_table="observation")
 
     def write_compliance_snapshot(self, start: dt.date, end: dt.date) -> WriteResult:
+        self.prepare()
         sql = queries.compliance_snapshot(self.dialect, self.table_ref("compliance_snapshot"))
         return self._replace_days("compliance_snapshot", sql, start, end, log_table="compliance_requirement")
 
     def write_health_snapshot(self, start: dt.date, end: dt.date) -> WriteResult:
+        self.prepare()
         sql = queries.health_snapshot(
             self.dialect,
             self.table_ref("health_snapshot"),
@@ -120,6 +129,7 @@ class Warehouse:
         return self._replace_days("health_snapshot", sql, start, end)
 
     def write_dashboard_snapshot(self, start: dt.date, end: dt.date) -> WriteResult:
+        self.prepare()
         sql = queries.dashboard_snapshot(
             self.dialect,
             self.table_ref("dashboard_snapshot"),
@@ -130,6 +140,7 @@ class Warehouse:
         return self._replace_days("dashboard_snapshot", sql, start, end)
 
     def write_compliance_trend_daily(self, start: dt.date, end: dt.date) -> WriteResult:
+        self.prepare()
         sql = queries.compliance_trend_daily(
             self.dialect, self.table_ref("compliance_trend_daily"), self.table_ref("compliance_snapshot")
         )
@@ -141,6 +152,7 @@ class Warehouse:
     # --- whole tables ----------------------------------------------------------------------------
 
     def write_severity_trend_quarterly(self) -> WriteResult:
+        self.prepare()
         sql = queries.severity_trend_quarterly(
             self.dialect, self.table_ref("severity_trend_quarterly"), self.table_ref("severity_snapshot")
         )
@@ -156,10 +168,12 @@ class Warehouse:
         return self._replace_all("severity_trend_quarterly", sql, calendar_span=calendar_span)
 
     def write_repeat_finding(self) -> WriteResult:
+        self.prepare()
         sql = queries.repeat_finding(self.dialect, self.table_ref("repeat_finding"))
         return self._replace_all("repeat_finding", sql, sep=PATH_SEPARATOR)
 
     def write_engagement_progress(self) -> WriteResult:
+        self.prepare()
         sql = queries.engagement_progress(self.dialect, self.table_ref("engagement_progress"))
         return self._replace_all("engagement_progress", sql)
 
@@ -193,6 +207,7 @@ class Warehouse:
         }
         with self.engine.begin() as conn:
             self._lock(conn, target)
+            self._session_setup(conn)
             self._fill_calendar(conn, start - dt.timedelta(days=6), end)
             conn.execute(
                 text(f"DELETE FROM {target} WHERE snapshot_date >= :range_start AND snapshot_date < :range_after"),
@@ -265,6 +280,12 @@ class Warehouse:
 
     def _drop_calendar(self, conn: Connection) -> None:
         calendar_table.drop(conn, checkfirst=True)
+
+
+def _images_are_text(conn: Connection) -> bool:
+    """True when audit_log keeps its row images in a column that is not json/jsonb."""
+    columns = {c["name"]: c["type"] for c in inspect(conn).get_columns("audit_log")}
+    return any(not isinstance(columns.get(name), JSON) for name in ("old_data", "new_data"))
 
 
 def _as_date(value) -> dt.date:

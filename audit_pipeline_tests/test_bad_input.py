@@ -1,0 +1,87 @@
+"""Bad input never corrupts anything: malformed images, drifted output tables, hostile values."""
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import event, text
+
+from audit_pipeline.resources import create_database_engine
+from audit_pipeline.settings import parse_database_url
+from audit_pipeline.warehouse import OutputSchemaError
+
+from .builder import SourceBuilder, count, rows, warehouse
+
+D = dt.date(2024, 6, 10)
+
+TEXT_IMAGE_DDL = """
+CREATE TABLE tenant (id text PRIMARY KEY, name text, onboarding_completed boolean, created_at timestamptz);
+CREATE TABLE observation (id text PRIMARY KEY, tenant_id text, title text, severity text, status text,
+    created_at timestamptz, closed_at timestamptz, due_date date, assigned_to text, engagement_id text, repeat_of_id text);
+CREATE TABLE compliance_requirement (id text PRIMARY KEY, tenant_id text, title text, status text, created_at timestamptz);
+CREATE TABLE audit_engagement (id text PRIMARY KEY, tenant_id text, name text, status text, start_date date, end_date date);
+CREATE TABLE audit_log (id bigint PRIMARY KEY, tenant_id text, table_name text, record_id text, action text,
+    old_data text, new_data text, changed_at timestamptz);
+INSERT INTO tenant VALUES ('t1', 'Bank', true, '2024-01-01 00:00+05:30');
+INSERT INTO observation (id, tenant_id, title, severity, status, created_at)
+    VALUES ('o1', 't1', 'F', 'LOW', 'OPEN', '2024-06-01 10:00+05:30');
+INSERT INTO audit_log VALUES
+    (1, 't1', 'observation', 'o1', 'UPDATE', '{not json', '{"severity": "CRITICAL"', '2024-06-05 10:00+05:30'),
+    (2, 't1', 'observation', 'o1', 'UPDATE', '"severity"', '["severity"]', '2024-06-06 10:00+05:30'),
+    (3, 't1', 'observation', 'o1', 'UPDATE', 'null', '', '2024-06-07 10:00+05:30'),
+    (4, 't1', 'observation', 'o1', 'UPDATE', '{"severity": "low"}', '{"severity": " High "}', '2024-06-12 10:00+05:30');
+"""
+
+
+def test_postgres_images_in_a_text_column_with_invalid_json(pg_databases):
+    engine = create_database_engine(parse_database_url(pg_databases.create()))
+    with engine.begin() as conn:
+        for statement in TEXT_IMAGE_DDL.split(";\n"):
+            if statement.strip():
+                conn.exec_driver_sql(statement)
+    w = warehouse(engine)
+    w.write_severity_snapshot(dt.date(2024, 6, 1), dt.date(2024, 6, 15))
+    # Rows 1-3 have no usable image; row 4's old image says LOW before 06-12, new says HIGH after.
+    assert rows(engine, "severity_snapshot", D)["t1"]["low_open"] == 1
+    assert rows(engine, "severity_snapshot", dt.date(2024, 6, 12))["t1"]["high_open"] == 1
+    engine.dispose()
+
+
+def test_a_drifted_output_table_stops_the_run_and_keeps_its_data(engine):
+    SourceBuilder(engine).tenant()
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE severity_snapshot (tenant_id text, snapshot_date date, critical integer, note text)"))
+        conn.execute(text("INSERT INTO severity_snapshot VALUES ('t1', '2024-06-01', 3, 'kept')"))
+    with pytest.raises(OutputSchemaError) as raised:
+        warehouse(engine).write_severity_snapshot(D, D)
+    message = str(raised.value)
+    assert "severity_snapshot" in message
+    assert "missing: critical_open, high_open, low_open, medium_open, open_total" in message
+    assert "unexpected: critical, note" in message
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT note FROM severity_snapshot")).scalar_one() == "kept"
+
+
+MARK = "Zq9'marker"
+
+
+def test_values_only_ever_travel_as_bound_parameters(engine):
+    """Every value in the source carries MARK; no SQL text sent by a full run may contain it."""
+    src = SourceBuilder(engine)
+    tenant = src.tenant(f"t{MARK}", name=f"Bank {MARK}")
+    src.engagement(f"e{MARK}", tenant=tenant, name=MARK, status=MARK)
+    src.observation(f"a{MARK}", tenant=tenant, severity=f"HIGH{MARK}", title=MARK, engagement=f"e{MARK}")
+    src.observation(f"b{MARK}", tenant=tenant, severity="LOW", repeat_of=f"a{MARK}")
+    src.requirement(f"r{MARK}", tenant=tenant, status=MARK)
+    src.log("observation", f"a{MARK}", "2024-06-05 10:00:00", old={"severity": MARK}, new={"severity": "HIGH", MARK: MARK}, tenant=tenant)
+    statements = []
+    listener = lambda conn, cursor, statement, *args: statements.append(statement)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    w = warehouse(engine)
+    for step in (w.write_severity_snapshot, w.write_compliance_snapshot, w.write_health_snapshot,
+                 w.write_dashboard_snapshot, w.write_compliance_trend_daily):
+        step(dt.date(2024, 6, 1), dt.date(2024, 6, 12))
+    w.write_severity_trend_quarterly(), w.write_repeat_finding(), w.write_engagement_progress()
+    event.remove(engine, "before_cursor_execute", listener)
+    assert len(statements) > 20
+    assert not [s for s in statements if "marker" in s]
+    assert count(engine, "repeat_finding") == 1 and rows(engine, "severity_snapshot", D)[tenant]["open_total"] == 2
