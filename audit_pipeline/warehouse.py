@@ -24,6 +24,9 @@ from .tables import output_metadata
 # Separates observation ids on a repeat chain's path: a control character no id contains.
 PATH_SEPARATOR = "\x1f"
 
+# pg_advisory_xact_lock key that serializes the creation of the output tables across processes.
+PREPARE_LOCK_KEY = 0x41554449545F50  # "AUDIT_P"
+
 _calendar_metadata = MetaData()
 calendar_table = Table(
     queries.CALENDAR,
@@ -73,12 +76,20 @@ class Warehouse:
         return f"{schema}.{name}" if schema else name
 
     def prepare(self) -> None:
-        """Create missing output tables; refuse to touch an existing one whose columns differ."""
+        """Create missing output tables; refuse to touch an existing one whose columns differ.
+
+        Idempotent and cheap after the first call. Every write calls it before building its SQL,
+        because the SQL depends on what it finds (see `_images_are_text`).
+        """
         if self._prepared:
             return
         with self.engine.begin() as conn:
-            if self.settings.output_schema and conn.dialect.name == "postgresql":
-                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.settings.output_schema}"'))
+            if conn.dialect.name == "postgresql":
+                # Two runs starting at once must not both try to create the tables.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PREPARE_LOCK_KEY})
+                schema = self.settings.output_schema
+                if schema and schema not in inspect(conn).get_schema_names():
+                    conn.execute(text(f'CREATE SCHEMA "{schema}"'))  # a validated identifier
             self._check_existing_columns(conn)
             self.metadata.create_all(conn, checkfirst=True)
             if isinstance(self.dialect, PostgresDialect):
