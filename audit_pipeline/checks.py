@@ -6,9 +6,10 @@ on the source are warnings: the pipeline handles those rows as the contract says
 should look at them.
 """
 
-from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 
@@ -17,6 +18,7 @@ from .assets.daily import compliance_snapshot, dashboard_snapshot, health_snapsh
 from .assets.findings import repeat_finding
 from .assets.trends import compliance_trend_daily
 from .resources import DatabaseResource
+from .settings import load_settings
 from .warehouse import PATH_SEPARATOR
 
 MAX_EXAMPLES = 20
@@ -126,4 +128,42 @@ asset_checks = [
     observations_closed_before_created,
     repeat_links_across_tenants,
     repeat_link_cycles,
+]
+
+
+# Freshness: the day that ended at midnight must be materialized by 02:00 in the reporting time
+# zone, an hour after the nightly run starts. Evaluated by the 02:00 schedule in schedules.py.
+FRESHNESS_DEADLINE_HOUR = 2
+
+
+def required_day(now: dt.datetime, tz: ZoneInfo, deadline_hour: int = FRESHNESS_DEADLINE_HOUR) -> dt.date:
+    """The latest day that must be materialized at `now`: yesterday after the deadline, else the day before."""
+    local = now.astimezone(tz)
+    yesterday = local.date() - dt.timedelta(days=1)
+    return yesterday if local.hour >= deadline_hour else yesterday - dt.timedelta(days=1)
+
+
+def materialized_by_deadline(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=asset,
+        name="yesterday_materialized_by_2am",
+        description=f"Yesterday's partition is materialized by 0{FRESHNESS_DEADLINE_HOUR}:00 in the reporting time zone.",
+    )
+    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        settings = load_settings()
+        day = required_day(dt.datetime.now(dt.timezone.utc), settings.tz)
+        if day < settings.start_date:
+            return dg.AssetCheckResult(passed=True, metadata={"required_day": "none yet"})
+        materialized = context.instance.get_materialized_partitions(asset.key)
+        return dg.AssetCheckResult(
+            passed=day.isoformat() in materialized,
+            metadata={"required_day": day.isoformat(), "latest_materialized": max(materialized, default="none")},
+        )
+
+    return _check
+
+
+freshness_checks = [
+    materialized_by_deadline(a)
+    for a in (severity_snapshot, compliance_snapshot, health_snapshot, dashboard_snapshot, compliance_trend_daily)
 ]

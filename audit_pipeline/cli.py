@@ -159,11 +159,9 @@ def scrub(message: str, url: URL) -> str:
 def _failure(result, url: URL) -> str:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data.error:
-            error = event.step_failure_data.error
-            while error.cause and error.cls_name in ("RetryRequestedFromPolicy", "RetryRequested"):
-                error = error.cause
-            message = (error.message or error.cls_name).strip().splitlines()[0]
-            return scrub(f"{event.step_key}: {message}", url)
+            from .sensors import root_cause
+
+            return scrub(f"{event.step_key}: {root_cause(event.step_failure_data.error)}", url)
     return "see the run's logs in the Dagster UI"
 
 

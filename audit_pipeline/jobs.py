@@ -1,14 +1,24 @@
-"""The main job: every asset, for a day or a range of days, in one run."""
+"""Jobs: the main one (every asset and its checks, for a day or a range of days) and the freshness check."""
 
 import dagster as dg
 
+from .checks import freshness_checks
 from .partitions import daily_partitions
 
 AUDIT_HISTORY_JOB = "audit_history"
+DATABASE_TAG = "audit_pipeline/database"
 
 audit_history_job = dg.define_asset_job(
     AUDIT_HISTORY_JOB,
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.checks(*freshness_checks),
     partitions_def=daily_partitions,
+    # The instance's run queue limits how many runs with this tag touch the database at once.
+    tags={DATABASE_TAG: "application"},
     description="The daily snapshots of the selected days and every asset downstream of them.",
+)
+
+freshness_job = dg.define_asset_job(
+    "freshness_check",
+    selection=dg.AssetSelection.checks(*freshness_checks),
+    description="Is yesterday materialized by 02:00 in the reporting time zone?",
 )

@@ -477,3 +477,22 @@ def compliance_trend_preview(table: str) -> str:
     ORDER BY tenant_id
     LIMIT {PREVIEW_ROWS}
     """
+
+
+# --- the late-correction sensor ---------------------------------------------------------------------
+
+
+def log_rows_after() -> str:
+    """Binds :after and :limit. Images as text, parsed (leniently) in Python."""
+    return """
+    SELECT id, table_name, record_id, action, CAST(old_data AS TEXT), CAST(new_data AS TEXT), changed_at
+    FROM audit_log WHERE id > :after ORDER BY id LIMIT :limit
+    """
+
+
+def max_log_id() -> str:
+    return "SELECT max(id) FROM audit_log"
+
+
+def tenant_created_at() -> str:
+    return "SELECT id, created_at FROM tenant"

@@ -9,6 +9,7 @@ output table only; SQLite: its database lock), so overlapping runs wait instead 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -17,6 +18,7 @@ from sqlalchemy import JSON, Column, Connection, Date, DateTime, Engine, Integer
 
 from . import queries
 from .calendar import day_end, days, fiscal_quarter
+from .corrections import LogRow, parse_instant
 from .dialect import DAY_MAX, DAY_MIN, ENUM_WHITESPACE, PG_SAFE_JSON_FUNCTION, Dialect, PostgresDialect, dialect_for
 from .settings import Settings
 from .tables import output_metadata
@@ -196,6 +198,24 @@ class Warehouse:
         with self.engine.connect() as conn:
             return [tuple(row) for row in conn.execute(text(sql), {**self.common_params(), **params})]
 
+    # --- reads for the late-correction sensor ---------------------------------------------------
+
+    def max_log_id(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(text(queries.max_log_id())).scalar_one() or 0
+
+    def log_rows_after(self, after_id: int, limit: int) -> list[LogRow]:
+        with self.engine.connect() as conn:
+            result = conn.execute(text(queries.log_rows_after()), {"after": after_id, "limit": limit})
+            return [
+                LogRow(id, table_name, record_id, action or "", _lenient_json(old), _lenient_json(new), parse_instant(changed_at))
+                for id, table_name, record_id, action, old, new, changed_at in result
+            ]
+
+    def tenant_created_at(self) -> dict[str, dt.datetime]:
+        with self.engine.connect() as conn:
+            return {id: parse_instant(created) for id, created in conn.execute(text(queries.tenant_created_at()))}
+
     # --- the two write patterns ------------------------------------------------------------------
 
     def common_params(self) -> dict:
@@ -297,6 +317,16 @@ def _images_are_text(conn: Connection) -> bool:
     """True when audit_log keeps its row images in a column that is not json/jsonb."""
     columns = {c["name"]: c["type"] for c in inspect(conn).get_columns("audit_log")}
     return any(not isinstance(columns.get(name), JSON) for name in ("old_data", "new_data"))
+
+
+def _lenient_json(value):
+    """A JSON image as Python; invalid JSON becomes a string, which (not being an object) has no fields."""
+    if value is None or not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
 
 
 def _as_date(value) -> dt.date:

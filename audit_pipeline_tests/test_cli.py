@@ -112,3 +112,17 @@ def test_demo_data_refuses_a_database_that_has_source_tables(engine, db_url, tmp
     result = run_cli("demo-data", "--url", db_url, cwd=tmp_path)
     assert result.returncode == 1
     assert "already has source tables" in result.stderr
+
+
+def test_a_failed_run_is_a_one_line_error_naming_the_step_and_cause(engine, db_url, tmp_path):
+    history(engine)
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE health_snapshot (tenant_id text, snapshot_date date, score integer)"))
+    result = run_cli("backfill", "--start", "2024-06-01", "--end", "2024-06-02",
+                     env={"AUDIT_PIPELINE_DATABASE_URL": db_url, "DAGSTER_HOME": str(tmp_path / "h")})
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("audit-pipeline: error: run ") and " failed: " in last
+    assert "output table health_snapshot exists with other columns" in last

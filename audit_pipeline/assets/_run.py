@@ -23,9 +23,15 @@ def run_days(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
 
 
 def is_transient(error: Exception) -> bool:
-    return isinstance(error, OperationalError) or (
-        isinstance(error, DBAPIError) and bool(getattr(error, "connection_invalidated", False))
-    )
+    """A failure worth retrying: the connection, the server or a lock, not the SQL or the data."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    if type(error.orig).__module__.startswith("sqlite3"):
+        # SQLite reports "no such table" and syntax errors as OperationalError too.
+        return "locked" in str(error.orig) or "busy" in str(error.orig)
+    return True  # PostgreSQL: connection failures, server shutdown, lock and statement timeouts
 
 
 def write(

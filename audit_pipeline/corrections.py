@@ -1,0 +1,101 @@
+"""Which past days an audit_log row changes: the late-correction sensor's arithmetic, kept pure.
+
+Under the contract a day's snapshot depends on the live rows' created_at, closed_at and tenant
+onboarding, and on the log rows before and after the day's end. So a new log row can change:
+- the days from its own changed_at on (a backdated row, or the as-of value it records);
+- when it changes created_at or closed_at (or inserts a record with them): the days from the
+  earlier of the old and new values on;
+- when it deletes a record: the days from that record's created_at on;
+- when it changes a tenant's onboarding: every day from that tenant's created_at on.
+A field counts as changed when it is in only one image, or in both with different values; so an
+ordinary update with whole row images (which repeat an old created_at) reaches back only to its
+changed_at, and needs no re-run of history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from .calendar import local_date
+
+TIME_FIELDS = ("created_at", "closed_at")
+MISSING = object()
+
+
+class FromTheStart:
+    """The change reaches back further than can be known (e.g. a delete without its image)."""
+
+
+FROM_THE_START = FromTheStart()
+
+
+@dataclass(frozen=True)
+class LogRow:
+    id: int
+    table_name: str
+    record_id: str
+    action: str
+    old: Any  # the parsed JSON image: a dict, or anything else (which has no fields)
+    new: Any
+    changed_at: dt.datetime | None
+
+
+def parse_instant(value: Any) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        instant = value
+    elif isinstance(value, str):
+        try:
+            instant = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return instant if instant.tzinfo else instant.replace(tzinfo=dt.timezone.utc)
+
+
+def changed_fields(old: dict, new: dict) -> set[str]:
+    return {k for k in old.keys() | new.keys() if old.get(k, MISSING) != new.get(k, MISSING)}
+
+
+def reaches_back_to(row: LogRow, tenant_created_at: dt.datetime | None = None) -> dt.datetime | FromTheStart | None:
+    """The earliest instant whose snapshots `row` can change (None: nothing is known to change)."""
+    old = row.old if isinstance(row.old, dict) else {}
+    new = row.new if isinstance(row.new, dict) else {}
+    candidates: list[Any] = [row.changed_at]
+    if row.action.strip().upper() == "DELETE":
+        candidates.append(old.get("created_at", FROM_THE_START))
+    changed = changed_fields(old, new)
+    for field in TIME_FIELDS:
+        if field in changed:
+            candidates += [old.get(field), new.get(field)]
+    if row.table_name == "tenant" and "onboarding_completed" in changed:
+        candidates.append(new.get("created_at") or old.get("created_at") or tenant_created_at or FROM_THE_START)
+    if any(c is FROM_THE_START for c in candidates):
+        return FROM_THE_START
+    instants = []
+    for candidate in candidates:
+        if candidate is None:
+            continue
+        instant = parse_instant(candidate)
+        if instant is None:  # a time we cannot read: assume the worst
+            return FROM_THE_START
+        instants.append(instant)
+    return min(instants, default=None)
+
+
+def earliest_affected_day(
+    rows: list[LogRow], tz: ZoneInfo, first_day: dt.date, tenant_created: dict[str, dt.datetime] | None = None
+) -> dt.date | None:
+    """The first day (not before `first_day`) whose snapshot any of `rows` can change."""
+    tenant_created = tenant_created or {}
+    earliest: dt.date | None = None
+    for row in rows:
+        instant = reaches_back_to(row, tenant_created.get(row.record_id))
+        if instant is None:
+            continue
+        day = first_day if instant is FROM_THE_START else max(local_date(instant, tz), first_day)
+        earliest = day if earliest is None else min(earliest, day)
+    return earliest
