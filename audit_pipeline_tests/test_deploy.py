@@ -1,0 +1,62 @@
+"""The production instance configuration, against a real PostgreSQL."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from audit_pipeline.resources import create_database_engine
+from audit_pipeline.settings import parse_database_url
+
+from .builder import SourceBuilder
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = str(Path(sys.executable).parent / "audit-pipeline")
+
+
+def test_production_instance_records_runs_in_postgres(pg_databases, tmp_path, monkeypatch):
+    app_url = pg_databases.create()
+    storage_url = make_url(pg_databases.create())
+    engine = create_database_engine(parse_database_url(app_url))
+    src = SourceBuilder(engine)
+    src.tenant()
+    src.observation("o1")
+    engine.dispose()
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    env = {
+        "PATH": str(Path(sys.executable).parent),
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_USERNAME": storage_url.username,
+        "DAGSTER_PG_PASSWORD": "",
+        "DAGSTER_PG_HOST": storage_url.host,
+        "DAGSTER_PG_PORT": str(storage_url.port or 5432),
+        "DAGSTER_PG_DB": storage_url.database,
+        "AUDIT_PIPELINE_DATABASE_URL": app_url,
+    }
+    result = subprocess.run([CLI, "backfill", "--start", "2024-06-01", "--end", "2024-06-03"],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+    storage = create_engine(storage_url.set(drivername="postgresql+psycopg"))
+    with storage.connect() as conn:
+        statuses = conn.execute(text("SELECT status FROM runs")).scalars().all()
+        materializations = conn.execute(
+            text("SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'")).scalar_one()
+    storage.dispose()
+    assert statuses == ["SUCCESS"]
+    assert materializations == 5 * 3 + 3  # five daily assets x three days, three whole-table assets
+
+    # The same file loads as an instance with its queue limits.
+    for name, value in env.items():
+        if name != "PATH":
+            monkeypatch.setenv(name, value)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert len(instance.get_runs()) == 1
