@@ -17,6 +17,7 @@ from . import queries
 from .assets.daily import compliance_snapshot, dashboard_snapshot, health_snapshot, severity_snapshot
 from .assets.findings import repeat_finding
 from .assets.trends import compliance_trend_daily
+from .dialect import DAY_MAX, DAY_MIN
 from .resources import DatabaseResource
 from .settings import load_settings
 from .warehouse import PATH_SEPARATOR
@@ -41,6 +42,24 @@ def problems_result(problems: list[tuple], severity=dg.AssetCheckSeverity.ERROR,
     )
 
 
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+PARTITION_TAG = "dagster/partition"
+
+
+def checked_days(context: dg.AssetCheckExecutionContext, w) -> dict:
+    """The days a check reads: those of the run that materialized them, or all of them."""
+    try:
+        tags = context.run.tags
+    except dg.DagsterInvalidPropertyError:  # invoked directly, outside a run: check every day
+        tags = {}
+    first = tags.get(RANGE_START_TAG) or tags.get(PARTITION_TAG)
+    last = tags.get(RANGE_END_TAG) or tags.get(PARTITION_TAG)
+    first_day = dt.date.fromisoformat(first) if first else DAY_MIN
+    last_day = dt.date.fromisoformat(last) if last else DAY_MAX
+    return {"first_day": w.dialect.day_param(first_day), "last_day": w.dialect.day_param(last_day)}
+
+
 def one_row_per_tenant_and_day(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
     table = asset.key.path[-1]
 
@@ -50,9 +69,9 @@ def one_row_per_tenant_and_day(asset: dg.AssetsDefinition) -> dg.AssetChecksDefi
         blocking=True,
         description="Every day present holds exactly one row per tenant of that day's snapshot.",
     )
-    def _check(database: DatabaseResource) -> dg.AssetCheckResult:
+    def _check(context: dg.AssetCheckExecutionContext, database: DatabaseResource) -> dg.AssetCheckResult:
         w = database.warehouse()
-        return problems_result(w.find(queries.tenant_day_rows(w.dialect, w.table_ref(table))))
+        return problems_result(w.find(queries.tenant_day_rows(w.dialect, w.table_ref(table)), **checked_days(context, w)))
 
     return _check
 
@@ -65,9 +84,9 @@ def values_in_range(asset: dg.AssetsDefinition, conditions: dict[str, str]) -> d
         name="values_in_range",
         description="Counts, scores and percentages lie in their ranges: " + "; ".join(conditions) + ".",
     )
-    def _check(database: DatabaseResource) -> dg.AssetCheckResult:
+    def _check(context: dg.AssetCheckExecutionContext, database: DatabaseResource) -> dg.AssetCheckResult:
         w = database.warehouse()
-        return problems_result(w.find(queries.out_of_range_rows(w.table_ref(table), conditions)))
+        return problems_result(w.find(queries.out_of_range_rows(w.table_ref(table), conditions), **checked_days(context, w)))
 
     return _check
 

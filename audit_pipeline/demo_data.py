@@ -16,6 +16,7 @@ non-ASCII text; log images that are not JSON objects.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import random
 import tempfile
@@ -270,18 +271,22 @@ BATCH = 20_000
 
 
 def write(engine: Engine, demo: Demo) -> None:
-    """Create the source tables (dropping nothing: they must not exist yet) and insert the demo."""
+    """Create the source tables (they must not exist yet) and insert the demo, in one transaction."""
     tables.source_metadata.create_all(engine)
+    content = (
+        (tables.tenant, demo.tenants),
+        (tables.audit_engagement, demo.engagements),
+        (tables.observation, demo.observations),
+        (tables.compliance_requirement, demo.requirements),
+        (tables.audit_log, demo.log),
+    )
     with engine.begin() as conn:
-        for table, rows in (
-            (tables.tenant, demo.tenants),
-            (tables.audit_engagement, demo.engagements),
-            (tables.observation, demo.observations),
-            (tables.compliance_requirement, demo.requirements),
-            (tables.audit_log, demo.log),
-        ):
-            for i in range(0, len(rows), BATCH):
-                conn.execute(insert(table), rows[i : i + BATCH])
+        for table, rows in content:
+            if engine.dialect.name == "postgresql":
+                _copy(conn, table, rows)  # COPY: a million log rows in seconds
+            else:
+                for i in range(0, len(rows), BATCH):
+                    conn.execute(insert(table), rows[i : i + BATCH])
         live = {row["id"] for row in demo.observations}
         links = [{"obs": o, "parent": p} for o, p in demo.repeat_links if o in live and p in live]
         if links:
@@ -290,6 +295,19 @@ def write(engine: Engine, demo: Demo) -> None:
                 .where(tables.observation.c.id == bindparam("obs"))
                 .values(repeat_of_id=bindparam("parent")),
                 links,
+            )
+
+
+def _copy(conn, table, rows: list[dict]) -> None:
+    if not rows:
+        return
+    columns = [c.name for c in table.columns]
+    json_columns = {"old_data", "new_data"} if table.name == "audit_log" else set()
+    cursor = conn.connection.dbapi_connection.cursor()
+    with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(
+                [json.dumps(row[c]) if c in json_columns and row[c] is not None else row[c] for c in columns]
             )
 
 

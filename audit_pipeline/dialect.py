@@ -40,12 +40,20 @@ class Dialect:
         """The day (in the reporting time zone, bound as :tz) on which an instant falls."""
         raise NotImplementedError
 
-    def json_has(self, column: str, field: str) -> str:
-        """True when `column` holds a JSON object with key `field` (whatever its value, null included)."""
+    # Reading one field of a JSON row image takes three steps, so that the image is parsed once:
+    # json_field() extracts it (in a first query level), json_present() and json_value() read the
+    # extracted expression (in the next).
+
+    def json_field(self, column: str, field: str) -> str:
+        """The image's `field`, in whatever form json_present/json_value read."""
         raise NotImplementedError
 
-    def json_text(self, column: str, field: str) -> str:
-        """The value of `field` in the JSON object `column`, as text; NULL when absent or JSON null."""
+    def json_present(self, extracted: str, field: str) -> str:
+        """True when the image is a JSON object with key `field` (whatever its value, null included)."""
+        raise NotImplementedError
+
+    def json_value(self, extracted: str, field: str) -> str:
+        """The field's value as text; NULL when absent or JSON null."""
         raise NotImplementedError
 
     def json_object(self, *pairs: tuple[str, str]) -> str:
@@ -106,13 +114,16 @@ class PostgresDialect(Dialect):
     def local_day(self, expr: str) -> str:
         return f"CAST(timezone(CAST(:tz AS text), {expr}) AS date)"
 
-    def json_has(self, column: str, field: str) -> str:
+    def json_field(self, column: str, field: str) -> str:
         # `->` yields SQL NULL for a missing key and for non-objects (arrays, scalars), but JSON
         # null for a key that is present with a null value: exactly "has that field".
-        return f"({self._image(column)} -> '{field}') IS NOT NULL"
+        return f"({self._image(column)} -> '{field}')"
 
-    def json_text(self, column: str, field: str) -> str:
-        return f"({self._image(column)} ->> '{field}')"
+    def json_present(self, extracted: str, field: str) -> str:
+        return f"({extracted} IS NOT NULL)"
+
+    def json_value(self, extracted: str, field: str) -> str:
+        return f"({extracted} #>> '{{}}')"  # the JSON value as text: unquoted string, NULL for null
 
     def json_object(self, *pairs: tuple[str, str]) -> str:
         return "json_build_object(" + ", ".join(f"'{key}', {value}" for key, value in pairs) + ")"
@@ -143,13 +154,15 @@ class SqliteDialect(Dialect):
         # json_* functions raise on malformed text; treat it as "no field".
         return f"CASE WHEN json_valid({column}) THEN {column} END"
 
-    def json_has(self, column: str, field: str) -> str:
-        return f"(json_type({self._valid_json(column)}, '$.\"{field}\"') IS NOT NULL)"
+    def json_field(self, column: str, field: str) -> str:
+        return self._valid_json(column)  # the whole valid image; SQLite reads fields from it
 
-    def json_text(self, column: str, field: str) -> str:
-        value = f"json_extract({self._valid_json(column)}, '$.\"{field}\"')"
-        # A nested object or array comes back as JSON text, like PostgreSQL's ->>; a number as text.
-        return f"CAST({value} AS TEXT)"
+    def json_present(self, extracted: str, field: str) -> str:
+        return f"(json_type({extracted}, '$.\"{field}\"') IS NOT NULL)"
+
+    def json_value(self, extracted: str, field: str) -> str:
+        # A nested object or array comes back as JSON text, like PostgreSQL's; a number as text.
+        return f"CAST(json_extract({extracted}, '$.\"{field}\"') AS TEXT)"
 
     def json_object(self, *pairs: tuple[str, str]) -> str:
         return "json_object(" + ", ".join(f"'{key}', {value}" for key, value in pairs) + ")"

@@ -28,6 +28,10 @@ CALENDAR = "audit_pipeline_calendar"  # temporary table, one row per day (see wa
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 
+# An observation that is open on some day of the run: created by its last day, not closed before
+# its first (open on the days [local_day(created_at), local_day(closed_at)) ).
+OPEN_DURING_RUN = "{created} < :range_after AND ({closed} IS NULL OR {closed} > :range_start)"
+
 
 def percent_x100(d: Dialect, compliant: str, total: str) -> str:
     """100 * compliant / total in hundredths, rounded half up, in integer arithmetic.
@@ -37,37 +41,68 @@ def percent_x100(d: Dialect, compliant: str, total: str) -> str:
     return f"((CAST(20000 AS BIGINT) * ({compliant}) + ({total})) / (2 * ({total})))"
 
 
-def value_segments(d: Dialect, live_table: str, field: str) -> str:
+def value_segments(d: Dialect, live_table: str, field: str, relevant: str | None = None) -> str:
     """CTEs ending in `segments(record_id, from_day, to_day, value)` for `live_table.field`.
 
     The contract's rule for the value as of T = T(D):
       the new_data value of the last log row with changed_at < T that has the field (local day <= D);
       else the old_data value of the first log row with changed_at >= T that has it (local day > D);
       else the live row's value.
+    With `relevant` (a condition on `live`), only the records for which it holds are read: those
+    that can count on a day of the run, so that a one-day run does not read every record's history.
     Binds :log_table (the audit_log.table_name of `live_table`).
     """
+    relevant_cte = f"relevant AS (SELECT live.id FROM {live_table} live WHERE {relevant})," if relevant else ""
+    only_relevant_log = "AND record_id IN (SELECT id FROM relevant)" if relevant else ""
+    only_relevant_live = "JOIN relevant r ON r.id = live.id" if relevant else ""
     return f"""
+    {relevant_cte}
     log_rows AS (
         SELECT record_id, changed_at, id,
-               {d.json_has('new_data', field)} AS has_new,
-               {d.json_text('new_data', field)} AS new_value,
-               {d.json_has('old_data', field)} AS has_old,
-               {d.json_text('old_data', field)} AS old_value
+               {d.json_field('new_data', field)} AS new_field,
+               {d.json_field('old_data', field)} AS old_field
         FROM audit_log
         WHERE table_name = :log_table AND changed_at IS NOT NULL
+          {only_relevant_log}
+    ),
+    log_values AS (
+        SELECT record_id, changed_at, id,
+               {d.json_present('new_field', field)} AS has_new, {d.json_value('new_field', field)} AS new_value,
+               {d.json_present('old_field', field)} AS has_old, {d.json_value('old_field', field)} AS old_value
+        FROM log_rows
     ),
     changes AS (
         SELECT record_id, {d.local_day('changed_at')} AS c_day, {d.instant('changed_at')} AS changed_at,
                id, has_new, new_value, has_old, old_value
-        FROM log_rows
+        FROM log_values
         WHERE has_new OR has_old
+    ),
+    -- Before the run's first day only the last written value can matter, and after its last day
+    -- only the first overwritten one: a one-day run need not lay out every record's whole history.
+    last_new_before AS (
+        SELECT record_id, c_day, new_value FROM (
+            SELECT record_id, c_day, new_value,
+                   row_number() OVER (PARTITION BY record_id ORDER BY changed_at DESC, id DESC) AS pick
+            FROM changes WHERE has_new AND c_day < :range_start
+        ) AS ranked
+        WHERE pick = 1
+    ),
+    first_old_after AS (
+        SELECT record_id, c_day, old_value FROM (
+            SELECT record_id, c_day, old_value,
+                   row_number() OVER (PARTITION BY record_id ORDER BY changed_at, id) AS pick
+            FROM changes WHERE has_old AND c_day >= :range_after
+        ) AS ranked
+        WHERE pick = 1
     ),
     new_by_day AS (
         -- per record and local day: the value written by that day's last change
+        SELECT record_id, c_day, new_value FROM last_new_before
+        UNION ALL
         SELECT record_id, c_day, new_value FROM (
             SELECT record_id, c_day, new_value,
                    row_number() OVER (PARTITION BY record_id, c_day ORDER BY changed_at DESC, id DESC) AS pick
-            FROM changes WHERE has_new
+            FROM changes WHERE has_new AND c_day >= :range_start AND c_day < :range_after
         ) AS ranked
         WHERE pick = 1
     ),
@@ -76,9 +111,11 @@ def value_segments(d: Dialect, live_table: str, field: str) -> str:
         SELECT record_id, c_day, old_value FROM (
             SELECT record_id, c_day, old_value,
                    row_number() OVER (PARTITION BY record_id, c_day ORDER BY changed_at, id) AS pick
-            FROM changes WHERE has_old AND c_day IS NOT NULL
+            FROM changes WHERE has_old AND c_day >= :range_start AND c_day < :range_after
         ) AS ranked
         WHERE pick = 1
+        UNION ALL
+        SELECT record_id, c_day, old_value FROM first_old_after
     ),
     first_new AS (SELECT record_id, min(c_day) AS c_day FROM new_by_day GROUP BY record_id),
     last_old AS (SELECT record_id, max(c_day) AS c_day FROM old_by_day GROUP BY record_id),
@@ -99,6 +136,7 @@ def value_segments(d: Dialect, live_table: str, field: str) -> str:
         -- no change before and none after: the live row's value
         SELECT live.id, coalesce(lo.c_day, :day_min), coalesce(fn.c_day, :day_max), live.{field}
         FROM {live_table} live
+        {only_relevant_live}
         LEFT JOIN last_old lo ON lo.record_id = live.id
         LEFT JOIN first_new fn ON fn.record_id = live.id
     )"""
@@ -157,7 +195,7 @@ def severity_snapshot(d: Dialect, target: str) -> str:
     categories = {f"{sev.lower()}_open": f"severity = '{sev}'" for sev in SEVERITIES}
     categories["open_total"] = "1 = 1"
     return f"""
-    WITH {value_segments(d, 'observation', 'severity')},
+    WITH {value_segments(d, 'observation', 'severity', OPEN_DURING_RUN.format(created=d.local_day('live.created_at'), closed=d.local_day('live.closed_at')))},
     {onboarded_tenants(d)},
     open_intervals AS (
         -- each severity segment cut to the days the observation was open, its tenant in the
@@ -189,6 +227,7 @@ def compliance_snapshot(d: Dialect, target: str) -> str:
         "compliant": "status = 'COMPLIANT'",
     }
     return f"""
+    -- Every requirement created before a day counts on it: no narrowing to do.
     WITH {value_segments(d, 'compliance_requirement', 'status')},
     {onboarded_tenants(d)},
     status_intervals AS (
@@ -369,13 +408,22 @@ def engagement_progress(d: Dialect, target: str) -> str:
 # Each returns offending rows (kind, id, detail), ordered, so a check can count them and name a few.
 
 
+IN_CHECKED_DAYS = "snapshot_date >= :first_day AND snapshot_date <= :last_day"
+
+
 def tenant_day_rows(d: Dialect, table: str) -> str:
-    """Rows missing, unexpected or duplicated against "one row per tenant of the day's snapshot"."""
+    """Rows missing, unexpected or duplicated against "one row per tenant of the day's snapshot".
+
+    Binds :first_day and :last_day, the days checked (those of the run, or all).
+    """
     return f"""
     WITH {onboarded_tenants(d).strip()},
-    days AS (SELECT DISTINCT snapshot_date AS day FROM {table}),
+    days AS (SELECT DISTINCT snapshot_date AS day FROM {table} WHERE {IN_CHECKED_DAYS}),
     expected AS (SELECT t.id AS tenant_id, days.day FROM onboarded t JOIN days ON days.day >= t.first_day),
-    actual AS (SELECT tenant_id, snapshot_date AS day, count(*) AS n FROM {table} GROUP BY tenant_id, snapshot_date)
+    actual AS (
+        SELECT tenant_id, snapshot_date AS day, count(*) AS n FROM {table}
+        WHERE {IN_CHECKED_DAYS} GROUP BY tenant_id, snapshot_date
+    )
     SELECT 'missing' AS kind, e.tenant_id AS id, e.day AS detail
     FROM expected e LEFT JOIN actual a ON a.tenant_id = e.tenant_id AND a.day = e.day
     WHERE a.tenant_id IS NULL
@@ -390,9 +438,10 @@ def tenant_day_rows(d: Dialect, table: str) -> str:
 
 
 def out_of_range_rows(table: str, conditions: dict[str, str]) -> str:
-    """Rows of `table` breaking any of `conditions` (name -> SQL that must hold)."""
+    """Rows of `table` breaking any of `conditions` (name -> SQL that must hold). Binds the checked days."""
     return "\n    UNION ALL\n".join(
-        f"    SELECT '{name}' AS kind, tenant_id AS id, snapshot_date AS detail FROM {table} WHERE NOT ({condition})"
+        f"    SELECT '{name}' AS kind, tenant_id AS id, snapshot_date AS detail FROM {table} "
+        f"WHERE {IN_CHECKED_DAYS} AND NOT ({condition})"
         for name, condition in conditions.items()
     ) + "\n    ORDER BY 1, 3, 2"
 

@@ -5,6 +5,7 @@ import datetime as dt
 import dagster as dg
 from sqlalchemy import text
 
+from audit_pipeline.assets import daily, findings, trends
 from audit_pipeline.checks import asset_checks
 from audit_pipeline.resources import DatabaseResource
 
@@ -13,11 +14,16 @@ from .builder import SourceBuilder, warehouse
 RANGE = (dt.date(2024, 6, 1), dt.date(2024, 6, 5))
 
 
-def check(asset: str, name: str, db_url: str) -> dg.AssetCheckResult:
-    for definition in asset_checks:
-        if dg.AssetCheckKey(dg.AssetKey(asset), name) in definition.check_keys:
-            return definition(database=DatabaseResource(url=db_url))
-    raise KeyError((asset, name))
+ALL_ASSETS = dg.load_assets_from_modules([daily, trends, findings])
+
+
+def check(asset: str, name: str, db_url: str) -> dg.AssetCheckEvaluation:
+    """Evaluate one check as Dagster does, in a run of its own (so on every day of the table)."""
+    key = dg.AssetCheckKey(dg.AssetKey(asset), name)
+    result = dg.materialize([*ALL_ASSETS, *asset_checks], resources={"database": DatabaseResource(url=db_url)},
+                            selection=dg.AssetSelection.checks(key), raise_on_error=False)
+    (evaluation,) = result.get_asset_check_evaluations()
+    return evaluation
 
 
 def clean_history(engine):
@@ -130,3 +136,16 @@ def test_checks_run_in_the_range_run_and_show_in_the_job(engine, db_url):
     evaluations = result.get_asset_check_evaluations()
     assert len(evaluations) == len([k for d in asset_checks for k in d.check_keys]) == 13
     assert all(e.passed for e in evaluations)
+
+
+def test_a_runs_checks_cover_its_days_and_a_check_run_covers_all(engine, db_url):
+    clean_history(engine)
+    execute(engine, "DELETE FROM severity_snapshot WHERE tenant_id = 't1' AND snapshot_date = '2024-06-03'")  # t2 keeps the day present
+    result = dg.materialize(
+        [*ALL_ASSETS, *asset_checks], resources={"database": DatabaseResource(url=db_url)},
+        selection=dg.AssetSelection.assets("severity_snapshot").without_checks()
+        | dg.AssetSelection.checks(dg.AssetCheckKey(dg.AssetKey("severity_snapshot"), "one_row_per_tenant_and_day")),
+        tags={"dagster/asset_partition_range_start": "2024-06-04", "dagster/asset_partition_range_end": "2024-06-05"},
+    )
+    assert [e.passed for e in result.get_asset_check_evaluations()] == [True]  # 06-03 is not this run's
+    assert not check("severity_snapshot", "one_row_per_tenant_and_day", db_url).passed

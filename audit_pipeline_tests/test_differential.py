@@ -146,3 +146,12 @@ def test_sql_equals_reference(engine, history):
         t: (LAST, c["critical_open"], c["high_open"], c["medium_open"], c["low_open"]) for t, c in latest.items()}
     assert rows(engine, "repeat_finding", key="observation_id") == ref.repeat_findings()
     assert rows(engine, "engagement_progress", key="engagement_id") == ref.engagement_progress()
+
+    # Narrow runs read only the log rows that can matter to their days: the same answers.
+    w = warehouse(engine)
+    for first, last in ((dt.date(2024, 6, 3), dt.date(2024, 6, 4)), (LAST, LAST), (FIRST, FIRST)):
+        w.write_severity_snapshot(first, last)
+        w.write_compliance_snapshot(first, last)
+        for day in days(first, last):
+            assert rows(engine, "severity_snapshot", day) == ref.severity(day), (first, last, day)
+            assert rows(engine, "compliance_snapshot", day) == ref.compliance(day), (first, last, day)
