@@ -1,0 +1,42 @@
+"""Regression guard for set-based SQL: the statements a range issues do not grow with its days."""
+
+import datetime as dt
+
+from sqlalchemy import event
+
+from .builder import SourceBuilder, warehouse
+
+
+def statements_for(engine, days: int) -> list[str]:
+    w = warehouse(engine)
+    w.prepare()
+    issued = []
+    listener = lambda conn, cursor, statement, *args: issued.append(statement)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    first = dt.date(2024, 6, 1)
+    last = first + dt.timedelta(days=days - 1)
+    try:
+        for write in (w.write_severity_snapshot, w.write_compliance_snapshot, w.write_health_snapshot,
+                      w.write_dashboard_snapshot, w.write_compliance_trend_daily):
+            write(first, last)
+        w.write_severity_trend_quarterly()
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    return issued
+
+
+def add_tenants(src, first, count):
+    for t in range(first, first + count):
+        src.tenant(f"t{t}")
+        src.observation(f"o{t}", tenant=f"t{t}")
+        src.requirement(f"r{t}", tenant=f"t{t}")
+
+
+def test_statement_count_grows_with_neither_days_nor_tenants(engine):
+    src = SourceBuilder(engine)
+    add_tenants(src, 0, 3)
+    short, long = statements_for(engine, 2), statements_for(engine, 120)
+    add_tenants(src, 3, 12)
+    more_tenants = statements_for(engine, 120)
+    assert len(short) == len(long) == len(more_tenants)
+    assert len(long) < 100  # a dozen or so per asset (SQLite adds catalog PRAGMAs), not one per day
