@@ -58,24 +58,28 @@ def value_segments(d: Dialect, live_table: str, field: str, relevant: str | None
     return f"""
     {relevant_cte}
     log_rows AS (
-        SELECT record_id, changed_at, id,
-               {d.json_field('new_data', field)} AS new_field,
-               {d.json_field('old_data', field)} AS old_field
+        SELECT record_id, changed_at, id, {d.local_day('changed_at')} AS c_day, new_data, old_data
         FROM audit_log
         WHERE table_name = :log_table AND changed_at IS NOT NULL
           {only_relevant_log}
     ),
-    log_values AS (
-        SELECT record_id, changed_at, id,
-               {d.json_present('new_field', field)} AS has_new, {d.json_value('new_field', field)} AS new_value,
-               {d.json_present('old_field', field)} AS has_old, {d.json_value('old_field', field)} AS old_value
+    log_fields AS (
+        -- A value written after the run, or overwritten before it, cannot matter: not parsed.
+        SELECT record_id, changed_at, id, c_day,
+               CASE WHEN c_day < :range_after THEN {d.json_field('new_data', field)} END AS new_field,
+               CASE WHEN c_day >= :range_start THEN {d.json_field('old_data', field)} END AS old_field
         FROM log_rows
     ),
+    log_values AS (
+        SELECT record_id, changed_at, id, c_day,
+               {d.json_present('new_field', field)} AS has_new, {d.json_value('new_field', field)} AS new_value,
+               {d.json_present('old_field', field)} AS has_old, {d.json_value('old_field', field)} AS old_value
+        FROM log_fields
+    ),
     changes AS (
-        SELECT record_id, {d.local_day('changed_at')} AS c_day, {d.instant('changed_at')} AS changed_at,
-               id, has_new, new_value, has_old, old_value
+        SELECT record_id, c_day, {d.instant('changed_at')} AS changed_at, id, has_new, new_value, has_old, old_value
         FROM log_values
-        WHERE has_new OR has_old
+        WHERE (has_new OR has_old) AND c_day IS NOT NULL
     ),
     -- Before the run's first day only the last written value can matter, and after its last day
     -- only the first overwritten one: a one-day run need not lay out every record's whole history.
