@@ -188,10 +188,16 @@ def _steps(intervals: str, categories: dict[str, str]) -> str:
     )"""
 
 
-def _running(columns: list[str]) -> str:
-    return ",\n".join(
+def _running_counts(columns: list[str]) -> str:
+    """Every grid day's counts: the running sums of the steps up to that day."""
+    sums = ",\n".join(
         f"           CAST(sum(coalesce(s.{c}, 0)) OVER per_tenant AS INTEGER) AS {c}" for c in columns
     )
+    return f"""
+    SELECT g.tenant_id, g.day,
+{sums}
+    FROM grid g LEFT JOIN steps s ON s.tenant_id = g.tenant_id AND s.day = g.day
+    WINDOW per_tenant AS (PARTITION BY g.tenant_id ORDER BY g.day ROWS UNBOUNDED PRECEDING)"""
 
 
 def severity_snapshot(d: Dialect, target: str) -> str:
@@ -216,10 +222,7 @@ def severity_snapshot(d: Dialect, target: str) -> str:
     {_steps('open_intervals', categories)},
     {_tenant_day_grid()}
     INSERT INTO {target} (tenant_id, snapshot_date, critical_open, high_open, medium_open, low_open, open_total)
-    SELECT g.tenant_id, g.day,
-{_running(list(categories))}
-    FROM grid g LEFT JOIN steps s ON s.tenant_id = g.tenant_id AND s.day = g.day
-    WINDOW per_tenant AS (PARTITION BY g.tenant_id ORDER BY g.day ROWS UNBOUNDED PRECEDING)
+    {_running_counts(list(categories))}
     """
 
 
@@ -246,11 +249,7 @@ def compliance_snapshot(d: Dialect, target: str) -> str:
     ),
     {_steps('status_intervals', categories)},
     {_tenant_day_grid()},
-    counts AS (
-        SELECT g.tenant_id, g.day,
-{_running(list(categories))}
-        FROM grid g LEFT JOIN steps s ON s.tenant_id = g.tenant_id AND s.day = g.day
-        WINDOW per_tenant AS (PARTITION BY g.tenant_id ORDER BY g.day ROWS UNBOUNDED PRECEDING)
+    counts AS ({_running_counts(list(categories))}
     )
     INSERT INTO {target} (tenant_id, snapshot_date, total, compliant, percentage)
     SELECT tenant_id, day, total, compliant,

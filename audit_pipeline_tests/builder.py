@@ -87,25 +87,36 @@ def number(value):
     return Decimal(str(value))
 
 
-def rows(engine: Engine, table: str, day: dt.date | None = None, key: str = "tenant_id") -> dict:
-    """Output rows by key, numbers as Decimals (or ints), dates as dates, JSON parsed."""
+DATE_COLUMNS = ("snapshot_date", "original_date", "as_of_date", "quarter_start", "quarter_end")
+
+
+def all_rows(engine: Engine, table: str, day: dt.date | None = None) -> list[dict]:
+    """Output rows with numbers as Decimals (or ints), dates as dates and JSON parsed, whatever the database."""
     sql = f"SELECT * FROM {table}" + (" WHERE snapshot_date = :day" if day else "")
     params = {"day": day.isoformat() if engine.dialect.name == "sqlite" else day} if day else {}
-    out = {}
+    out = []
     with engine.connect() as conn:
         for r in conn.execute(text(sql), params):
             row = {}
             for k, v in r._mapping.items():
-                if isinstance(v, float) or isinstance(v, Decimal):
+                if isinstance(v, (float, Decimal)):
                     v = number(v)
                 elif k == "metrics" and isinstance(v, str):
                     v = json.loads(v, parse_float=Decimal)
-                elif k in ("snapshot_date", "original_date", "as_of_date", "quarter_start", "quarter_end") and isinstance(v, str):
+                elif k in DATE_COLUMNS and isinstance(v, str):
                     v = dt.date.fromisoformat(v)
                 row[k] = v
-            if day:
-                row.pop("snapshot_date")
-            out[row.pop(key)] = row
+            out.append(row)
+    return out
+
+
+def rows(engine: Engine, table: str, day: dt.date | None = None, key: str = "tenant_id") -> dict:
+    """all_rows by `key` (one day's rows without their snapshot_date when `day` is given)."""
+    out = {}
+    for row in all_rows(engine, table, day):
+        if day:
+            row.pop("snapshot_date")
+        out[row.pop(key)] = row
     return out
 
 

@@ -11,7 +11,7 @@ import pytest
 from audit_pipeline.calendar import fiscal_quarter
 from audit_pipeline.demo_data import generate, write
 
-from .builder import rows, warehouse
+from .builder import all_rows, rows, warehouse
 from .reference import Reference, load_source
 
 FIRST, LAST = dt.date(2024, 4, 1), dt.date(2026, 11, 20)
@@ -67,13 +67,12 @@ def test_every_table_matches_the_reference(engine, demo):
         }, day
         assert rows(engine, "compliance_trend_daily", day) == ref.compliance_trend(day), day
 
-    quarterly = rows(engine, "severity_trend_quarterly", key="tenant_id")  # noqa: F841 (shape check below)
     for day in (dt.date(2025, 3, 31), dt.date(2025, 6, 30), LAST):
         quarter = fiscal_quarter(day, 4)
         expected = ref.severity(day)
         got = {
             r["tenant_id"]: r
-            for r in _all(engine, "severity_trend_quarterly")
+            for r in all_rows(engine, "severity_trend_quarterly")
             if r["fiscal_year"] == quarter.fiscal_year and r["fiscal_quarter"] == quarter.quarter
         }
         assert set(got) == set(expected)
@@ -87,17 +86,3 @@ def test_every_table_matches_the_reference(engine, demo):
 
     assert rows(engine, "repeat_finding", key="observation_id") == ref.repeat_findings()
     assert rows(engine, "engagement_progress", key="engagement_id") == ref.engagement_progress()
-
-
-def _all(engine, table):
-    from sqlalchemy import text
-
-    out = []
-    with engine.connect() as conn:
-        for r in conn.execute(text(f"SELECT * FROM {table}")):
-            row = dict(r._mapping)
-            for k in ("as_of_date", "quarter_start", "quarter_end"):
-                if isinstance(row[k], str):
-                    row[k] = dt.date.fromisoformat(row[k])
-            out.append(row)
-    return out

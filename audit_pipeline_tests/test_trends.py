@@ -3,7 +3,7 @@
 import datetime as dt
 from decimal import Decimal
 
-from .builder import SourceBuilder, rows, warehouse
+from .builder import SourceBuilder, all_rows, rows, warehouse
 
 day = dt.date
 
@@ -19,7 +19,7 @@ def test_quarter_boundaries_in_progress_quarter_and_a_tenant_from_mid_quarter(en
     w = warehouse(engine)
     w.write_severity_snapshot(day(2025, 3, 25), day(2025, 7, 5))
     w.write_severity_trend_quarterly()
-    got = {(r["tenant_id"], r["quarter_label"]): r for r in _rows(engine)}
+    got = {(r["tenant_id"], r["quarter_label"]): r for r in all_rows(engine, "severity_trend_quarterly")}
     assert set(got) == {
         ("t1", "Q4 FY2024-25"), ("t1", "Q1 FY2025-26"), ("t1", "Q2 FY2025-26"),
         ("new", "Q1 FY2025-26"), ("new", "Q2 FY2025-26"),
@@ -39,7 +39,7 @@ def test_quarter_boundaries_in_progress_quarter_and_a_tenant_from_mid_quarter(en
     # A later run of a few days in mid-quarter leaves every quarter right.
     w.write_severity_snapshot(day(2025, 4, 10), day(2025, 4, 12))
     w.write_severity_trend_quarterly()
-    assert {(r["tenant_id"], r["quarter_label"]): r["as_of_date"] for r in _rows(engine)} == {
+    assert {(r["tenant_id"], r["quarter_label"]): r["as_of_date"] for r in all_rows(engine, "severity_trend_quarterly")} == {
         k: v["as_of_date"] for k, v in got.items()
     }
 
@@ -50,21 +50,7 @@ def test_fiscal_year_start_month_setting(engine):
     w = warehouse(engine, AUDIT_PIPELINE_FISCAL_YEAR_START_MONTH="1")
     w.write_severity_snapshot(day(2025, 3, 30), day(2025, 4, 2))
     w.write_severity_trend_quarterly()
-    assert sorted(r["quarter_label"] for r in _rows(engine)) == ["Q1 FY2025", "Q2 FY2025"]
-
-
-def _rows(engine):
-    from sqlalchemy import text
-
-    out = []
-    with engine.connect() as conn:
-        for r in conn.execute(text("SELECT * FROM severity_trend_quarterly")):
-            row = dict(r._mapping)
-            for k in ("quarter_start", "quarter_end", "as_of_date"):
-                if isinstance(row[k], str):
-                    row[k] = dt.date.fromisoformat(row[k])
-            out.append(row)
-    return out
+    assert sorted(r["quarter_label"] for r in all_rows(engine, "severity_trend_quarterly")) == ["Q1 FY2025", "Q2 FY2025"]
 
 
 def compliance_history(engine):
