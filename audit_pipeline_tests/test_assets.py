@@ -43,6 +43,8 @@ def test_definitions_load_with_eight_assets_and_one_partitions_definition():
         else:
             assert node.partitions_def is None
     assert daily_partitions.timezone == "Asia/Kolkata"
+    # The instance's queue limits runs that carry this tag (deploy/dagster.yaml, dagster.yaml).
+    assert defs.resolve_job_def("audit_history").tags["audit_pipeline/database"] == "application"
     assert daily_partitions.get_first_partition_key() == "2024-04-01"
 
 

@@ -59,4 +59,8 @@ def test_production_instance_records_runs_in_postgres(pg_databases, tmp_path, mo
             monkeypatch.setenv(name, value)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        queue = instance.run_coordinator.get_run_queue_config()
+        assert queue.max_concurrent_runs == 4
+        # the main job carries this tag: at most two runs touch the application database at once
+        assert [(limit["key"], limit["limit"]) for limit in queue.tag_concurrency_limits] == [("audit_pipeline/database", 2)]
         assert len(instance.get_runs()) == 1
