@@ -9,7 +9,9 @@ Errors are one line on stderr and a non-zero exit; a database password is never 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import fcntl
 import os
 import sys
 import time
@@ -81,15 +83,13 @@ def run_backfill(start: dt.date, end: dt.date | None) -> int:
     # the SQL, is the largest cost (see the README's Performance section).
     os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
 
-    import dagster as dg
-
     from .definitions import defs
     from .jobs import AUDIT_HISTORY_JOB
 
     print(f"Backfilling {start}..{end} ({(end - start).days + 1} days) of {redact(url)}")
     print(f"Dagster instance: {home}")
     began = time.perf_counter()
-    with dg.DagsterInstance.get() as instance:
+    with _open_instance(home) as instance:
         result = defs.resolve_job_def(AUDIT_HISTORY_JOB).execute_in_process(
             instance=instance,
             tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
@@ -145,6 +145,22 @@ def _dagster_home() -> Path:
     if not (home / "dagster.yaml").exists():
         (home / "dagster.yaml").write_text(LOCAL_INSTANCE_YAML)
     return home
+
+
+@contextlib.contextmanager
+def _open_instance(home: Path):
+    """The instance at DAGSTER_HOME, created under a file lock: two backfills started at once on a
+    new SQLite instance would otherwise both create its tables, and one would fail."""
+    import dagster as dg
+
+    with open(home / ".audit-pipeline.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            instance = dg.DagsterInstance.get()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    with instance:
+        yield instance
 
 
 def first_line(error: BaseException) -> str:
