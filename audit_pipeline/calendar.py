@@ -46,6 +46,7 @@ class FiscalQuarter:
     quarter: int  # 1..4
     start: dt.date
     end: dt.date  # inclusive
+    year_start_month: int  # the fiscal year's first month
 
     @property
     def label(self) -> str:
@@ -53,13 +54,9 @@ class FiscalQuarter:
 
         A fiscal year that starts in January spans one calendar year and reads `Q1 FY2025`.
         """
-        if self.starts_in_january:
+        if self.year_start_month == 1:
             return f"Q{self.quarter} FY{self.fiscal_year}"
         return f"Q{self.quarter} FY{self.fiscal_year}-{(self.fiscal_year + 1) % 100:02d}"
-
-    @property
-    def starts_in_january(self) -> bool:
-        return self.start.month == 1 + (self.quarter - 1) * 3 and self.start.year == self.fiscal_year
 
 
 def fiscal_quarter(day: dt.date, start_month: int) -> FiscalQuarter:
@@ -71,4 +68,4 @@ def fiscal_quarter(day: dt.date, start_month: int) -> FiscalQuarter:
     start = dt.date(fiscal_year + first_month_index // 12, first_month_index % 12 + 1, 1)
     after_index = first_month_index + 3
     after = dt.date(fiscal_year + after_index // 12, after_index % 12 + 1, 1)
-    return FiscalQuarter(fiscal_year, quarter, start, after - ONE_DAY)
+    return FiscalQuarter(fiscal_year, quarter, start, after - ONE_DAY, start_month)
