@@ -85,3 +85,25 @@ def test_values_only_ever_travel_as_bound_parameters(engine):
     assert len(statements) > 20
     assert not [s for s in statements if "marker" in s]
     assert count(engine, "repeat_finding") == 1 and rows(engine, "severity_snapshot", D)[tenant]["open_total"] == 2
+
+
+def test_postgres_images_in_jsonb_columns(pg_databases):
+    """The application may keep its images as jsonb: same answers, null values and non-objects included."""
+    engine = create_database_engine(parse_database_url(pg_databases.create()))
+    ddl = TEXT_IMAGE_DDL.split("INSERT INTO audit_log")[0].replace("old_data text, new_data text", "old_data jsonb, new_data jsonb")
+    with engine.begin() as conn:
+        for statement in ddl.split(";\n"):
+            if statement.strip():
+                conn.exec_driver_sql(statement)
+        conn.exec_driver_sql("""
+            INSERT INTO audit_log VALUES
+            (1, 't1', 'observation', 'o1', 'UPDATE', '{"severity": "LOW"}', '{"severity": null}', '2024-06-05 10:00+05:30'),
+            (2, 't1', 'observation', 'o1', 'UPDATE', '"severity"', '["severity"]', '2024-06-06 10:00+05:30'),
+            (3, 't1', 'observation', 'o1', 'UPDATE', '{"severity": null}', '{"severity": " critical "}', '2024-06-12 10:00+05:30')
+        """)
+    warehouse(engine).write_severity_snapshot(dt.date(2024, 6, 1), dt.date(2024, 6, 15))
+    assert rows(engine, "severity_snapshot", dt.date(2024, 6, 4))["t1"]["low_open"] == 1  # old image of row 1
+    assert rows(engine, "severity_snapshot", D)["t1"]["open_total"] == 1  # JSON null since 06-05: no column
+    assert rows(engine, "severity_snapshot", D)["t1"]["low_open"] == 0
+    assert rows(engine, "severity_snapshot", dt.date(2024, 6, 12))["t1"]["critical_open"] == 1
+    engine.dispose()
