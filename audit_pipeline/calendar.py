@@ -21,6 +21,18 @@ def day_end(day: dt.date, tz: ZoneInfo) -> dt.datetime:
     return next_midnight.astimezone(dt.timezone.utc)
 
 
+def parse_instant(value) -> dt.datetime | None:
+    """An aware instant from a datetime or ISO 8601 text (naive means UTC); None when unreadable."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    if not isinstance(value, dt.datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
 def local_date(instant: dt.datetime, tz: ZoneInfo) -> dt.date:
     """The day (in `tz`) on which an instant falls; a naive instant is taken as UTC."""
     if instant.tzinfo is None:

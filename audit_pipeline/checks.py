@@ -18,6 +18,7 @@ from .assets.daily import compliance_snapshot, dashboard_snapshot, health_snapsh
 from .assets.findings import repeat_finding
 from .assets.trends import compliance_trend_daily
 from .dialect import DAY_MAX, DAY_MIN
+from .partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 from .resources import DatabaseResource
 from .settings import load_settings
 from .warehouse import PATH_SEPARATOR
@@ -40,11 +41,6 @@ def problems_result(problems: list[tuple], severity=dg.AssetCheckSeverity.ERROR,
             **metadata,
         },
     )
-
-
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-PARTITION_TAG = "dagster/partition"
 
 
 def checked_days(context: dg.AssetCheckExecutionContext, w) -> dict:

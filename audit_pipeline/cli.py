@@ -27,8 +27,6 @@ from .tables import SOURCE_TABLES
 
 LOCAL_DAGSTER_HOME = Path(".dagster_home")
 LOCAL_INSTANCE_YAML = "telemetry:\n  enabled: false\n"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 class CommandError(RuntimeError):
@@ -85,6 +83,7 @@ def run_backfill(start: dt.date, end: dt.date | None) -> int:
 
     from .definitions import defs
     from .jobs import AUDIT_HISTORY_JOB
+    from .partitions import RANGE_END_TAG, RANGE_START_TAG
 
     print(f"Backfilling {start}..{end} ({(end - start).days + 1} days) of {redact(url)}")
     print(f"Dagster instance: {home}")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .calendar import local_date
+from .calendar import local_date, parse_instant
 
 TIME_FIELDS = ("created_at", "closed_at")
 MISSING = object()
@@ -41,19 +41,6 @@ class LogRow:
     old: Any  # the parsed JSON image: a dict, or anything else (which has no fields)
     new: Any
     changed_at: dt.datetime | None
-
-
-def parse_instant(value: Any) -> dt.datetime | None:
-    if isinstance(value, dt.datetime):
-        instant = value
-    elif isinstance(value, str):
-        try:
-            instant = dt.datetime.fromisoformat(value.strip())
-        except ValueError:
-            return None
-    else:
-        return None
-    return instant if instant.tzinfo else instant.replace(tzinfo=dt.timezone.utc)
 
 
 def changed_fields(old: dict, new: dict) -> set[str]:

@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, event
 
+from .calendar import local_date, parse_instant
+
 # Characters trimmed from enum values before they are compared (the contract: "trimming spaces";
 # tabs and line breaks are stray spaces too).
 ENUM_WHITESPACE = " \t\r\n"
@@ -205,22 +207,15 @@ def sqlite_instant_text(instant: dt.datetime) -> str:
     return instant.astimezone(dt.timezone.utc).isoformat(sep=" ")
 
 
-@lru_cache(maxsize=200_000)
-def _parse_instant(text: str) -> dt.datetime | None:
-    try:
-        parsed = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:  # naive text is UTC, as SQLAlchemy writes it
-        return parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.astimezone(dt.timezone.utc)
+# Naive text is UTC, as SQLAlchemy writes it. Cached: a log holds many repeated instants.
+_parse_instant = lru_cache(maxsize=200_000)(parse_instant)
 
 
 def _utc_instant(value) -> str | None:
     if value is None:
         return None
     parsed = _parse_instant(str(value))
-    return None if parsed is None else parsed.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return None if parsed is None else parsed.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 @lru_cache(maxsize=64)
@@ -232,7 +227,7 @@ def _local_day(value, tz_name: str) -> str | None:
     if value is None:
         return None
     parsed = _parse_instant(str(value))
-    return None if parsed is None else parsed.astimezone(_zone(tz_name)).date().isoformat()
+    return None if parsed is None else local_date(parsed, _zone(tz_name)).isoformat()
 
 
 def register_sqlite_functions(dbapi_connection: sqlite3.Connection) -> None:

@@ -7,11 +7,10 @@ import dagster as dg
 
 from .corrections import earliest_affected_day
 from .jobs import AUDIT_HISTORY_JOB, audit_history_job
+from .partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 from .resources import DatabaseResource
 from .settings import load_settings
 
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 LOG_ROWS_PER_TICK = 50_000
 WEBHOOK_TIMEOUT_SECONDS = 10
 # The daily asset whose materialized partitions tell which days exist (the first one written).
@@ -74,7 +73,7 @@ def failure_alert(context: dg.RunFailureSensorContext) -> dict:
     if RANGE_START_TAG in tags:
         days = f"{tags[RANGE_START_TAG]}..{tags.get(RANGE_END_TAG, tags[RANGE_START_TAG])}"
     else:
-        days = tags.get("dagster/partition", "")
+        days = tags.get(PARTITION_TAG, "")
     steps = [
         {"step": event.step_key, "error": root_cause(event.event_specific_data.error)}
         for event in context.get_step_failure_events()

@@ -17,8 +17,8 @@ from typing import Callable
 from sqlalchemy import JSON, Column, Connection, Date, DateTime, Engine, Integer, MetaData, Table, Text, inspect, text
 
 from . import queries
-from .calendar import day_end, days, fiscal_quarter
-from .corrections import LogRow, parse_instant
+from .calendar import day_end, days, fiscal_quarter, parse_instant
+from .corrections import LogRow
 from .dialect import DAY_MAX, DAY_MIN, ENUM_WHITESPACE, PG_SAFE_JSON_FUNCTION, Dialect, PostgresDialect, dialect_for
 from .settings import Settings
 from .tables import output_metadata
