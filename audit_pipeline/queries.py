@@ -52,6 +52,8 @@ def value_segments(d: Dialect, live_table: str, field: str, relevant: str | None
     that can count on a day of the run, so that a one-day run does not read every record's history.
     Binds :log_table (the audit_log.table_name of `live_table`).
     """
+    has_new, new_value = d.json_present("new_field", field), d.json_value("new_field", field)
+    has_old, old_value = d.json_present("old_field", field), d.json_value("old_field", field)
     relevant_cte = f"relevant AS (SELECT live.id FROM {live_table} live WHERE {relevant})," if relevant else ""
     only_relevant_log = "AND record_id IN (SELECT id FROM relevant)" if relevant else ""
     only_relevant_live = "JOIN relevant r ON r.id = live.id" if relevant else ""
@@ -63,39 +65,30 @@ def value_segments(d: Dialect, live_table: str, field: str, relevant: str | None
         WHERE table_name = :log_table AND changed_at IS NOT NULL
           {only_relevant_log}
     ),
-    log_fields AS (
-        -- A value written after the run, or overwritten before it, cannot matter: not parsed.
-        SELECT record_id, changed_at, id, c_day,
+    changes AS {d.materialized} (
+        -- Each image is parsed here, once. A value written after the run, or overwritten before
+        -- it, cannot matter: not parsed.
+        SELECT record_id, c_day, {d.instant('changed_at')} AS changed_at, id,
                CASE WHEN c_day < :range_after THEN {d.json_field('new_data', field)} END AS new_field,
                CASE WHEN c_day >= :range_start THEN {d.json_field('old_data', field)} END AS old_field
         FROM log_rows
-    ),
-    log_values AS (
-        SELECT record_id, changed_at, id, c_day,
-               {d.json_present('new_field', field)} AS has_new, {d.json_value('new_field', field)} AS new_value,
-               {d.json_present('old_field', field)} AS has_old, {d.json_value('old_field', field)} AS old_value
-        FROM log_fields
-    ),
-    changes AS (
-        SELECT record_id, c_day, {d.instant('changed_at')} AS changed_at, id, has_new, new_value, has_old, old_value
-        FROM log_values
-        WHERE (has_new OR has_old) AND c_day IS NOT NULL
+        WHERE c_day IS NOT NULL
     ),
     -- Before the run's first day only the last written value can matter, and after its last day
     -- only the first overwritten one: a one-day run need not lay out every record's whole history.
     last_new_before AS (
-        SELECT record_id, c_day, new_value FROM (
-            SELECT record_id, c_day, new_value,
-                   row_number() OVER (PARTITION BY record_id ORDER BY changed_at DESC, id DESC) AS pick
-            FROM changes WHERE has_new AND c_day < :range_start
+        SELECT record_id, c_day, {new_value} AS new_value FROM (
+            SELECT record_id, c_day, new_field,
+                   row_number() OVER (PARTITION BY {d.bytewise('record_id')} ORDER BY changed_at DESC, id DESC) AS pick
+            FROM changes WHERE {has_new} AND c_day < :range_start
         ) AS ranked
         WHERE pick = 1
     ),
     first_old_after AS (
-        SELECT record_id, c_day, old_value FROM (
-            SELECT record_id, c_day, old_value,
-                   row_number() OVER (PARTITION BY record_id ORDER BY changed_at, id) AS pick
-            FROM changes WHERE has_old AND c_day >= :range_after
+        SELECT record_id, c_day, {old_value} AS old_value FROM (
+            SELECT record_id, c_day, old_field,
+                   row_number() OVER (PARTITION BY {d.bytewise('record_id')} ORDER BY changed_at, id) AS pick
+            FROM changes WHERE {has_old} AND c_day >= :range_after
         ) AS ranked
         WHERE pick = 1
     ),
@@ -103,19 +96,19 @@ def value_segments(d: Dialect, live_table: str, field: str, relevant: str | None
         -- per record and local day: the value written by that day's last change
         SELECT record_id, c_day, new_value FROM last_new_before
         UNION ALL
-        SELECT record_id, c_day, new_value FROM (
-            SELECT record_id, c_day, new_value,
-                   row_number() OVER (PARTITION BY record_id, c_day ORDER BY changed_at DESC, id DESC) AS pick
-            FROM changes WHERE has_new AND c_day >= :range_start AND c_day < :range_after
+        SELECT record_id, c_day, {new_value} AS new_value FROM (
+            SELECT record_id, c_day, new_field,
+                   row_number() OVER (PARTITION BY {d.bytewise('record_id')}, c_day ORDER BY changed_at DESC, id DESC) AS pick
+            FROM changes WHERE {has_new} AND c_day >= :range_start AND c_day < :range_after
         ) AS ranked
         WHERE pick = 1
     ),
     old_by_day AS (
         -- per record and local day: the value that day's first change overwrote
-        SELECT record_id, c_day, old_value FROM (
-            SELECT record_id, c_day, old_value,
-                   row_number() OVER (PARTITION BY record_id, c_day ORDER BY changed_at, id) AS pick
-            FROM changes WHERE has_old AND c_day >= :range_start AND c_day < :range_after
+        SELECT record_id, c_day, {old_value} AS old_value FROM (
+            SELECT record_id, c_day, old_field,
+                   row_number() OVER (PARTITION BY {d.bytewise('record_id')}, c_day ORDER BY changed_at, id) AS pick
+            FROM changes WHERE {has_old} AND c_day >= :range_start AND c_day < :range_after
         ) AS ranked
         WHERE pick = 1
         UNION ALL
@@ -126,23 +119,25 @@ def value_segments(d: Dialect, live_table: str, field: str, relevant: str | None
     segments AS (
         -- from a day with a written value until the next such day
         SELECT record_id, c_day AS from_day,
-               coalesce(lead(c_day) OVER (PARTITION BY record_id ORDER BY c_day), :day_max) AS to_day,
+               coalesce(lead(c_day) OVER (PARTITION BY {d.bytewise('record_id')} ORDER BY c_day), :day_max) AS to_day,
                new_value AS value
         FROM new_by_day
         UNION ALL
         -- before the first written value: the value that the next change overwrote
         SELECT o.record_id,
-               coalesce(lag(o.c_day) OVER (PARTITION BY o.record_id ORDER BY o.c_day), :day_min),
+               coalesce(lag(o.c_day) OVER (PARTITION BY {d.bytewise('o.record_id')} ORDER BY o.c_day), :day_min),
                {d.least('o.c_day', 'coalesce(n.c_day, :day_max)')},
                o.old_value
         FROM old_by_day o LEFT JOIN first_new n ON n.record_id = o.record_id
         UNION ALL
-        -- no change before and none after: the live row's value
+        -- no change before and none after: the live row's value (unless a value written before
+        -- the run's first day ends that before the run)
         SELECT live.id, coalesce(lo.c_day, :day_min), coalesce(fn.c_day, :day_max), live.{field}
         FROM {live_table} live
         {only_relevant_live}
         LEFT JOIN last_old lo ON lo.record_id = live.id
         LEFT JOIN first_new fn ON fn.record_id = live.id
+        WHERE fn.c_day IS NULL OR fn.c_day > :range_start
     )"""
 
 
@@ -188,7 +183,7 @@ def _steps(intervals: str, categories: dict[str, str]) -> str:
     )"""
 
 
-def _running_counts(columns: list[str]) -> str:
+def _running_counts(d: Dialect, columns: list[str]) -> str:
     """Every grid day's counts: the running sums of the steps up to that day."""
     sums = ",\n".join(
         f"           CAST(sum(coalesce(s.{c}, 0)) OVER per_tenant AS INTEGER) AS {c}" for c in columns
@@ -197,7 +192,7 @@ def _running_counts(columns: list[str]) -> str:
     SELECT g.tenant_id, g.day,
 {sums}
     FROM grid g LEFT JOIN steps s ON s.tenant_id = g.tenant_id AND s.day = g.day
-    WINDOW per_tenant AS (PARTITION BY g.tenant_id ORDER BY g.day ROWS UNBOUNDED PRECEDING)"""
+    WINDOW per_tenant AS (PARTITION BY {d.bytewise('g.tenant_id')} ORDER BY g.day ROWS UNBOUNDED PRECEDING)"""
 
 
 def severity_snapshot(d: Dialect, target: str) -> str:
@@ -222,7 +217,7 @@ def severity_snapshot(d: Dialect, target: str) -> str:
     {_steps('open_intervals', categories)},
     {_tenant_day_grid()}
     INSERT INTO {target} (tenant_id, snapshot_date, critical_open, high_open, medium_open, low_open, open_total)
-    {_running_counts(list(categories))}
+    {_running_counts(d, list(categories))}
     """
 
 
@@ -249,7 +244,7 @@ def compliance_snapshot(d: Dialect, target: str) -> str:
     ),
     {_steps('status_intervals', categories)},
     {_tenant_day_grid()},
-    counts AS ({_running_counts(list(categories))}
+    counts AS ({_running_counts(d, list(categories))}
     )
     INSERT INTO {target} (tenant_id, snapshot_date, total, compliant, percentage)
     SELECT tenant_id, day, total, compliant,
@@ -307,7 +302,8 @@ def dashboard_snapshot(d: Dialect, target: str, severity: str, compliance: str, 
 def compliance_trend_daily(d: Dialect, target: str, compliance: str) -> str:
     """Binds :window_start (six days before :range_start)."""
     pct = f"CASE WHEN cs.total > 0 THEN {percent_x100(d, 'cs.compliant', 'cs.total')} END"
-    week = "PARTITION BY tenant_id ORDER BY day_no RANGE BETWEEN 6 PRECEDING AND CURRENT ROW"
+    per_tenant = f"PARTITION BY {d.bytewise('tenant_id')} ORDER BY day_no"
+    week = f"{per_tenant} RANGE BETWEEN 6 PRECEDING AND CURRENT ROW"
     return f"""
     WITH daily AS (
         SELECT cs.tenant_id, cs.snapshot_date, cal.day_no, {pct} AS pct
@@ -316,8 +312,8 @@ def compliance_trend_daily(d: Dialect, target: str, compliance: str) -> str:
     ),
     trend AS (
         SELECT tenant_id, snapshot_date, day_no, pct,
-               lag(pct) OVER (PARTITION BY tenant_id ORDER BY day_no) AS previous_pct,
-               lag(day_no) OVER (PARTITION BY tenant_id ORDER BY day_no) AS previous_day_no,
+               lag(pct) OVER ({per_tenant}) AS previous_pct,
+               lag(day_no) OVER ({per_tenant}) AS previous_day_no,
                CAST(sum(pct) OVER ({week}) AS BIGINT) AS week_sum,
                count(pct) OVER ({week}) AS week_count
         FROM daily
@@ -332,42 +328,50 @@ def compliance_trend_daily(d: Dialect, target: str, compliance: str) -> str:
 
 
 def severity_trend_quarterly(d: Dialect, target: str, severity: str) -> str:
+    # The latest day per tenant and quarter is found on narrow rows (a hash aggregate); only those
+    # few snapshots are then read whole, instead of sorting every snapshot row.
     return f"""
-    WITH ranked AS (
-        SELECT s.tenant_id, cal.fiscal_year, cal.fiscal_quarter, cal.quarter_label,
-               cal.quarter_start, cal.quarter_end, s.snapshot_date,
-               s.critical_open, s.high_open, s.medium_open, s.low_open,
-               row_number() OVER (PARTITION BY s.tenant_id, cal.fiscal_year, cal.fiscal_quarter
-                                  ORDER BY s.snapshot_date DESC) AS pick
+    WITH latest AS (
+        SELECT s.tenant_id, cal.fiscal_year, cal.fiscal_quarter, max(s.snapshot_date) AS as_of_date
         FROM {severity} s JOIN {CALENDAR} cal ON cal.day = s.snapshot_date
+        GROUP BY s.tenant_id, cal.fiscal_year, cal.fiscal_quarter
     )
     INSERT INTO {target} (tenant_id, fiscal_year, fiscal_quarter, quarter_label, quarter_start,
                           quarter_end, as_of_date, critical_open, high_open, medium_open, low_open)
-    SELECT tenant_id, fiscal_year, fiscal_quarter, quarter_label, quarter_start, quarter_end,
-           snapshot_date, critical_open, high_open, medium_open, low_open
-    FROM ranked
-    WHERE pick = 1
+    SELECT l.tenant_id, l.fiscal_year, l.fiscal_quarter, cal.quarter_label, cal.quarter_start, cal.quarter_end,
+           l.as_of_date, s.critical_open, s.high_open, s.medium_open, s.low_open
+    FROM latest l
+    JOIN {severity} s ON s.tenant_id = l.tenant_id AND s.snapshot_date = l.as_of_date
+    JOIN {CALENDAR} cal ON cal.day = l.as_of_date
     """
 
 
 def repeat_chains(d: Dialect) -> str:
-    """CTEs ending in `chain(observation_id, tenant_id, member_id, depth)`, cycle-safe.
+    """CTEs ending in `chain(observation_id, tenant_id, member_id, next_id, depth, path)`, cycle-safe.
 
     Follows repeat_of_id upward from every observation of an onboarded tenant whose parent is an
     observation of the same tenant, while the next one exists, has the same tenant and is not on
     the path already. Binds :sep, a character that separates ids on the path.
     """
     return f"""
-    chain (observation_id, tenant_id, member_id, next_id, depth, path) AS (
-        SELECT o.id, o.tenant_id, o.id, o.repeat_of_id, 1, :sep || o.id || :sep
+    links AS {d.materialized} (
+        -- repeat_of_id links that a chain may follow: to an existing observation of the same tenant.
+        -- The recursion walks these few rows, not the whole observation table at every step.
+        SELECT o.id, o.repeat_of_id AS parent_id, o.tenant_id
         FROM observation o
-        JOIN tenant t ON t.id = o.tenant_id AND t.onboarding_completed IS TRUE
         JOIN observation parent ON parent.id = o.repeat_of_id AND parent.tenant_id = o.tenant_id
+    ),
+    chain (observation_id, tenant_id, member_id, next_id, depth, path) AS (
+        SELECT l.id, l.tenant_id, l.id, l.parent_id, 1, :sep || l.id || :sep
+        FROM links l
+        JOIN tenant t ON t.id = l.tenant_id AND t.onboarding_completed IS TRUE
         UNION ALL
-        SELECT c.observation_id, c.tenant_id, p.id, p.repeat_of_id, c.depth + 1, c.path || p.id || :sep
+        -- next_id came from a link, so it exists and has the chain's tenant; it continues the chain
+        -- unless it is on the path already. Its own link, if any, gives the next one.
+        SELECT c.observation_id, c.tenant_id, c.next_id, l.parent_id, c.depth + 1, c.path || c.next_id || :sep
         FROM chain c
-        JOIN observation p ON p.id = c.next_id AND p.tenant_id = c.tenant_id
-        WHERE {d.find('c.path', ':sep || p.id || :sep')} = 0
+        LEFT JOIN links l ON l.id = c.next_id
+        WHERE c.next_id IS NOT NULL AND {d.find('c.path', ':sep || c.next_id || :sep')} = 0
     )"""
 
 
@@ -376,7 +380,7 @@ def repeat_finding(d: Dialect, target: str) -> str:
     WITH RECURSIVE {repeat_chains(d)},
     chain_end AS (
         SELECT observation_id, member_id, depth,
-               row_number() OVER (PARTITION BY observation_id ORDER BY depth DESC) AS pick
+               row_number() OVER (PARTITION BY {d.bytewise('observation_id')} ORDER BY depth DESC) AS pick
         FROM chain
     )
     INSERT INTO {target} (observation_id, tenant_id, title, status, current_severity, previous_severity,
