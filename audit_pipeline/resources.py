@@ -47,6 +47,9 @@ class DatabaseResource(dg.ConfigurableResource):
     url: str = ""
 
     _engine: Engine | None = PrivateAttr(default=None)
+    # One per run: every step of an in-process run shares it, so the output tables are checked
+    # (and created) once per run, not once per step.
+    _warehouse: Warehouse | None = PrivateAttr(default=None)
 
     def settings(self) -> Settings:
         return load_settings()
@@ -64,9 +67,12 @@ class DatabaseResource(dg.ConfigurableResource):
         return self._engine
 
     def warehouse(self) -> Warehouse:
-        return Warehouse(self.get_engine(), self.settings())
+        if self._warehouse is None:
+            self._warehouse = Warehouse(self.get_engine(), self.settings())
+        return self._warehouse
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self._warehouse = None
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
