@@ -94,6 +94,9 @@ class Warehouse:
                     conn.execute(text(f'CREATE SCHEMA "{schema}"'))  # a validated identifier
             self._check_existing_columns(conn)
             self.metadata.create_all(conn, checkfirst=True)
+            for table in self.metadata.sorted_tables:  # tables made before an index was added
+                for index in table.indexes:
+                    index.create(conn, checkfirst=True)
             if isinstance(self.dialect, PostgresDialect):
                 self.dialect.images_are_text = _images_are_text(conn)
         self._prepared = True
