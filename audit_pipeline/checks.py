@@ -27,6 +27,9 @@ MAX_EXAMPLES = 20
 REQUIREMENT_STATUSES = ("COMPLIANT", "PARTIALLY_COMPLIANT", "NON_COMPLIANT", "NOT_APPLICABLE")
 WARN = dg.AssetCheckSeverity.WARN
 
+SEVERITY, COMPLIANCE = severity_snapshot.key, compliance_snapshot.key
+DAILY_KEYS = (SEVERITY, COMPLIANCE, health_snapshot.key, dashboard_snapshot.key, compliance_trend_daily.key)
+
 
 def problems_result(problems: list[tuple], severity=dg.AssetCheckSeverity.ERROR, **metadata) -> dg.AssetCheckResult:
     """A check result from offending rows (kind, id, detail)."""
@@ -56,8 +59,8 @@ def checked_days(context: dg.AssetCheckExecutionContext, w) -> dict:
     return {"first_day": w.dialect.day_param(first_day), "last_day": w.dialect.day_param(last_day)}
 
 
-def one_row_per_tenant_and_day(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
-    table = asset.key.path[-1]
+def one_row_per_tenant_and_day(asset: dg.AssetKey) -> dg.AssetChecksDefinition:
+    table = asset.path[-1]
 
     @dg.asset_check(
         asset=asset,
@@ -72,8 +75,8 @@ def one_row_per_tenant_and_day(asset: dg.AssetsDefinition) -> dg.AssetChecksDefi
     return _check
 
 
-def values_in_range(asset: dg.AssetsDefinition, conditions: dict[str, str]) -> dg.AssetChecksDefinition:
-    table = asset.key.path[-1]
+def values_in_range(asset: dg.AssetKey, conditions: dict[str, str]) -> dg.AssetChecksDefinition:
+    table = asset.path[-1]
 
     @dg.asset_check(
         asset=asset,
@@ -88,7 +91,7 @@ def values_in_range(asset: dg.AssetsDefinition, conditions: dict[str, str]) -> d
 
 
 def enum_values_known(
-    asset: dg.AssetsDefinition, source_table: str, column: str, known: tuple[str, ...]
+    asset: dg.AssetKey, source_table: str, column: str, known: tuple[str, ...]
 ) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=asset,
@@ -116,30 +119,29 @@ def enum_values_known(
     return _check
 
 
-@dg.asset_check(asset=severity_snapshot, description="Observations whose closed_at is before their created_at (never counted as open).")
+@dg.asset_check(asset=SEVERITY, description="Observations whose closed_at is before their created_at (never counted as open).")
 def observations_closed_before_created(database: DatabaseResource) -> dg.AssetCheckResult:
     return problems_result(database.warehouse().find(queries.closed_before_created()), WARN)
 
 
-@dg.asset_check(asset=repeat_finding, description="repeat_of_id links into another tenant's observations (never followed).")
+@dg.asset_check(asset=repeat_finding.key, description="repeat_of_id links into another tenant's observations (never followed).")
 def repeat_links_across_tenants(database: DatabaseResource) -> dg.AssetCheckResult:
     return problems_result(database.warehouse().find(queries.cross_tenant_repeat_links()), WARN)
 
 
-@dg.asset_check(asset=repeat_finding, description="Observations on a cycle of repeat_of_id links (chains stop there).")
+@dg.asset_check(asset=repeat_finding.key, description="Observations on a cycle of repeat_of_id links (chains stop there).")
 def repeat_link_cycles(database: DatabaseResource) -> dg.AssetCheckResult:
     w = database.warehouse()
     return problems_result(w.find(queries.repeat_cycles(w.dialect), sep=PATH_SEPARATOR), WARN)
 
 
 asset_checks = [
-    *(one_row_per_tenant_and_day(a) for a in (severity_snapshot, compliance_snapshot, health_snapshot,
-                                               dashboard_snapshot, compliance_trend_daily)),
-    values_in_range(severity_snapshot, queries.SEVERITY_RANGES),
-    values_in_range(compliance_snapshot, queries.COMPLIANCE_RANGES),
-    values_in_range(health_snapshot, queries.HEALTH_RANGES),
-    enum_values_known(severity_snapshot, "observation", "severity", queries.SEVERITIES),
-    enum_values_known(compliance_snapshot, "compliance_requirement", "status", REQUIREMENT_STATUSES),
+    *(one_row_per_tenant_and_day(key) for key in DAILY_KEYS),
+    values_in_range(SEVERITY, queries.SEVERITY_RANGES),
+    values_in_range(COMPLIANCE, queries.COMPLIANCE_RANGES),
+    values_in_range(health_snapshot.key, queries.HEALTH_RANGES),
+    enum_values_known(SEVERITY, "observation", "severity", queries.SEVERITIES),
+    enum_values_known(COMPLIANCE, "compliance_requirement", "status", REQUIREMENT_STATUSES),
     observations_closed_before_created,
     repeat_links_across_tenants,
     repeat_link_cycles,
@@ -158,7 +160,7 @@ def required_day(now: dt.datetime, tz: ZoneInfo, deadline_hour: int = FRESHNESS_
     return yesterday if local.hour >= deadline_hour else yesterday - dt.timedelta(days=1)
 
 
-def materialized_by_deadline(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
+def materialized_by_deadline(asset: dg.AssetKey) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=asset,
         name="yesterday_materialized_by_2am",
@@ -169,7 +171,7 @@ def materialized_by_deadline(asset: dg.AssetsDefinition) -> dg.AssetChecksDefini
         day = required_day(dt.datetime.now(dt.timezone.utc), settings.tz)
         if day < settings.start_date:
             return dg.AssetCheckResult(passed=True, metadata={"required_day": "none yet"})
-        materialized = context.instance.get_materialized_partitions(asset.key)
+        materialized = context.instance.get_materialized_partitions(asset)
         return dg.AssetCheckResult(
             passed=day.isoformat() in materialized,
             metadata={"required_day": day.isoformat(), "latest_materialized": max(materialized, default="none")},
@@ -178,7 +180,4 @@ def materialized_by_deadline(asset: dg.AssetsDefinition) -> dg.AssetChecksDefini
     return _check
 
 
-freshness_checks = [
-    materialized_by_deadline(a)
-    for a in (severity_snapshot, compliance_snapshot, health_snapshot, dashboard_snapshot, compliance_trend_daily)
-]
+freshness_checks = [materialized_by_deadline(key) for key in DAILY_KEYS]

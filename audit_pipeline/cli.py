@@ -189,12 +189,14 @@ def _failure(result, url: URL) -> str:
 
 def summary(result, start: dt.date, end: dt.date, seconds: float) -> str:
     per_asset: dict[str, dict] = {}
+    per_step: dict[str, float] = {}  # seconds in SQL: the writes of one step may overlap
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
         key = materialization.asset_key.to_user_string()
         if key not in per_asset:  # a range run repeats the same metadata on every day's event
-            per_asset[key] = {k: v.value for k, v in materialization.metadata.items()}
-    sql_seconds = sum(m.get("seconds", 0.0) for m in per_asset.values())
+            per_asset[key] = m = {k: v.value for k, v in materialization.metadata.items()}
+            per_step[event.step_key] = m.get("step_seconds", per_step.get(event.step_key, 0.0) + m.get("seconds", 0.0))
+    sql_seconds = sum(per_step.values())
     lines = [
         "",
         f"{'asset':<26}{'rows':>12}{'tenants':>9}{'days':>7}{'seconds':>9}",

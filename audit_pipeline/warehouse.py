@@ -66,6 +66,12 @@ class Warehouse:
         self.metadata = output_metadata(settings.output_schema)
         self._prepared = False
 
+    @property
+    def concurrent_writes(self) -> int:
+        """How many independent writes of a run may go at once: one per core of the machine this
+        project is sized for on PostgreSQL; one on SQLite, which has one writer at a time."""
+        return 1 if self.engine.dialect.name == "sqlite" else 2
+
     # --- output tables ---------------------------------------------------------------------------
 
     def table_ref(self, name: str) -> str:

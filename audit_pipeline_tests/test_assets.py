@@ -53,9 +53,10 @@ def test_a_partition_range_is_one_run_and_a_rerun_replaces(engine, db_url):
     resources = {"database": DatabaseResource(url=db_url)}
     result = dg.materialize(ALL_ASSETS, resources=resources, tags=RANGE_TAGS)
     assert result.success
-    # One run: each daily asset's step ran once, for all ten days.
-    steps = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_SUCCESS}
-    assert len(steps) == 8
+    # One run: each step ran once, for all ten days (tables written together share a step).
+    steps = [e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_SUCCESS]
+    assert sorted(steps) == sorted({"log_snapshots", "health_snapshot", "dashboard_snapshot", "compliance_trend_daily",
+                                    "severity_trend_quarterly", "current_findings"})
     materialized = result.get_asset_materialization_events()
     severity_days = {e.partition for e in materialized if e.asset_key == dg.AssetKey("severity_snapshot")}
     assert len(severity_days) == 10
@@ -74,19 +75,25 @@ def test_a_partition_range_is_one_run_and_a_rerun_replaces(engine, db_url):
 def test_one_partition_run(engine, db_url):
     small_history(engine)
     result = dg.materialize(
-        [daily.severity_snapshot], resources={"database": DatabaseResource(url=db_url)}, partition_key="2024-06-07"
+        [daily.log_snapshots], selection=[daily.severity_snapshot.key],
+        resources={"database": DatabaseResource(url=db_url)}, partition_key="2024-06-07",
     )
     assert result.success
     assert rows(engine, "severity_snapshot", dt.date(2024, 6, 7)) == {
         "t1": dict(critical_open=1, high_open=1, medium_open=0, low_open=0, open_total=2),
         "t2": dict(critical_open=0, high_open=0, medium_open=0, low_open=1, open_total=1),
     }
-    meta = result.asset_materializations_for_node("severity_snapshot")[0].metadata
+    [materialization] = result.asset_materializations_for_node("log_snapshots")  # the selected asset only
+    assert materialization.asset_key == daily.severity_snapshot.key
+    meta = materialization.metadata
     assert meta["dagster/row_count"].value == 2 and meta["tenants"].value == 2 and meta["days"].value == 1
+    assert count(engine, "compliance_snapshot") == 0
 
 
 def test_asset_functions_can_be_called_directly(engine, db_url):
     small_history(engine)
     context = dg.build_asset_context(partition_key="2024-06-09")
-    result = daily.compliance_snapshot(context, DatabaseResource(url=db_url))
-    assert result.metadata["dagster/row_count"].value == 2
+    results = {r.asset_key: r for r in daily.log_snapshots(context, DatabaseResource(url=db_url))}
+    assert set(results) == {daily.severity_snapshot.key, daily.compliance_snapshot.key}
+    assert results[daily.compliance_snapshot.key].metadata["dagster/row_count"].value == 2
+    assert rows(engine, "compliance_snapshot", dt.date(2024, 6, 9))["t2"]["compliant"] == 0

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Callable
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterator
 
 import dagster as dg
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -43,21 +45,57 @@ def write(
     try:
         result = step()
     except DBAPIError as error:
-        if not is_transient(error):
-            raise
-        attempt = context.retry_number
-        context.log.warning(f"transient database error (attempt {attempt + 1}): {type(error.orig).__name__}")
-        raise dg.RetryRequested(
-            max_retries=TRANSIENT_RETRIES, seconds_to_wait=TRANSIENT_FIRST_WAIT_SECONDS * 2**attempt
-        ) from error
+        raise retry_if_transient(context, error)
+    metadata = write_metadata(report(context, result))
+    if preview is not None:
+        metadata.update(preview())
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def write_at_once(
+    context: dg.AssetExecutionContext, steps: dict[str, Callable[[], WriteResult]], workers: int
+) -> Iterator[dg.MaterializeResult]:
+    """Run independent table writes at the same time, each on its own connection and in its own
+    transaction: the database does the work, so `workers` connections keep that many cores busy.
+
+    Each write is whole or absent on its own. The writes that succeeded are reported before the
+    first failure is raised (a transient one asks Dagster to retry the step: every write of it is
+    a replace, so running one again is harmless).
+    """
+    began = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audit-write") as pool:
+        futures = {key: pool.submit(step) for key, step in steps.items()}
+        outcomes = {key: future.exception() or future.result() for key, future in futures.items()}
+    # The writes overlap: the step's seconds are not the sum of theirs.
+    step_seconds = dg.MetadataValue.float(round(time.perf_counter() - began, 3))
+    for key, outcome in outcomes.items():
+        if isinstance(outcome, WriteResult):
+            metadata = {**write_metadata(report(context, outcome)), "step_seconds": step_seconds}
+            yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+    for outcome in outcomes.values():
+        if isinstance(outcome, DBAPIError):
+            raise retry_if_transient(context, outcome)
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+def retry_if_transient(context: dg.AssetExecutionContext, error: DBAPIError) -> Exception:
+    """What to raise for a database error: a retry request if it is transient, else the error."""
+    if not is_transient(error):
+        return error
+    attempt = context.retry_number
+    context.log.warning(f"transient database error (attempt {attempt + 1}): {type(error.orig).__name__}")
+    retry = dg.RetryRequested(max_retries=TRANSIENT_RETRIES, seconds_to_wait=TRANSIENT_FIRST_WAIT_SECONDS * 2**attempt)
+    retry.__cause__ = error
+    return retry
+
+
+def report(context: dg.AssetExecutionContext, result: WriteResult) -> WriteResult:
     context.log.info(
         f"{result.table}: {result.rows} rows, {result.tenants} tenants, {result.days} days "
         f"in {result.seconds:.2f} s"
     )
-    metadata = write_metadata(result)
-    if preview is not None:
-        metadata.update(preview())
-    return dg.MaterializeResult(metadata=metadata)
+    return result
 
 
 def write_metadata(result: WriteResult) -> dict:

@@ -3,16 +3,32 @@
 import dagster as dg
 
 from ..resources import DatabaseResource
-from ._run import write
+from ._run import write_at_once
 
 GROUP = "findings"
 
+repeat_finding = dg.AssetSpec(
+    "repeat_finding",
+    group_name=GROUP,
+    kinds={"sql"},
+    description="Each repeat finding with its whole chain of earlier occurrences.",
+)
+engagement_progress = dg.AssetSpec(
+    "engagement_progress",
+    group_name=GROUP,
+    kinds={"sql"},
+    description="Observations per engagement: total, open and closed now.",
+)
 
-@dg.asset(group_name=GROUP, kinds={"sql"}, description="Each repeat finding with its whole chain of earlier occurrences.")
-def repeat_finding(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
-    return write(context, lambda: database.warehouse().write_repeat_finding())
 
-
-@dg.asset(group_name=GROUP, kinds={"sql"}, description="Observations per engagement: total, open and closed now.")
-def engagement_progress(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
-    return write(context, lambda: database.warehouse().write_engagement_progress())
+@dg.multi_asset(
+    specs=[repeat_finding, engagement_progress],
+    can_subset=True,
+    description="Both tables rebuilt whole from the current state, at the same time.",
+)
+def current_findings(context: dg.AssetExecutionContext, database: DatabaseResource):
+    w = database.warehouse()
+    w.prepare()  # once, before the writers start
+    writes = {repeat_finding.key: w.write_repeat_finding, engagement_progress.key: w.write_engagement_progress}
+    selected = {key: step for key, step in writes.items() if key in context.selected_asset_keys}
+    yield from write_at_once(context, selected, w.concurrent_writes)

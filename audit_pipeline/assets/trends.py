@@ -2,9 +2,8 @@
 
 import dagster as dg
 
-from ..partitions import daily_partitions
 from ..resources import DatabaseResource
-from .daily import compliance_snapshot, severity_snapshot
+from .daily import compliance_snapshot, daily, severity_snapshot
 from .. import queries
 from ._run import markdown_table, run_days, write
 
@@ -12,8 +11,7 @@ GROUP = "trends"
 
 
 @dg.asset(
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    **daily,
     group_name=GROUP,
     kinds={"sql"},
     # Day D reads the compliance snapshots of D-6..D: Dagster knows, so a late change to day D
