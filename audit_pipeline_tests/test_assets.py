@@ -93,7 +93,11 @@ def test_one_partition_run(engine, db_url):
 def test_asset_functions_can_be_called_directly(engine, db_url):
     small_history(engine)
     context = dg.build_asset_context(partition_key="2024-06-09")
-    results = {r.asset_key: r for r in daily.log_snapshots(context, DatabaseResource(url=db_url))}
+    outputs = list(daily.log_snapshots(context, DatabaseResource(url=db_url)))
+    results = {r.asset_key: r for r in outputs if isinstance(r, dg.MaterializeResult)}
     assert set(results) == {daily.severity_snapshot.key, daily.compliance_snapshot.key}
+    checks = {r.check_name: r.passed for r in outputs if isinstance(r, dg.AssetCheckResult)}
+    assert checks == {"observation_severity_values_known": True, "observations_closed_before_created": True,
+                      "compliance_requirement_status_values_known": True}
     assert results[daily.compliance_snapshot.key].metadata["dagster/row_count"].value == 2
     assert rows(engine, "compliance_snapshot", dt.date(2024, 6, 9))["t2"]["compliant"] == 0

@@ -42,6 +42,6 @@ def test_fiscal_quarters(day, start_month, expected):
     assert (q.fiscal_year, q.quarter, q.start.isoformat(), q.end.isoformat(), q.label) == expected
 
 
-def test_demo_covers_the_current_quarter_and_six_before():
-    assert demo_start(dt.date(2026, 11, 24), 4, dt.date(2024, 4, 1)) == dt.date(2025, 4, 1)
+def test_demo_covers_six_fiscal_quarters_the_current_one_included():
+    assert demo_start(dt.date(2026, 11, 24), 4, dt.date(2024, 4, 1)) == dt.date(2025, 7, 1)  # Q2 FY2025-26 .. Q3 FY2026-27
     assert demo_start(dt.date(2024, 11, 24), 4, dt.date(2024, 4, 1)) == dt.date(2024, 4, 1)  # not before the first partition

@@ -53,14 +53,15 @@ def write(
 
 
 def write_at_once(
-    context: dg.AssetExecutionContext, steps: dict[str, Callable[[], WriteResult]], workers: int
-) -> Iterator[dg.MaterializeResult]:
-    """Run independent table writes at the same time, each on its own connection and in its own
-    transaction: the database does the work, so `workers` connections keep that many cores busy.
+    context: dg.AssetExecutionContext, steps: dict[dg.AssetKey | dg.AssetCheckKey, Callable], workers: int
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Run a step's independent table writes (WriteResult) and source checks (AssetCheckResult) at
+    the same time, each on its own connection: the database does the work, so `workers` connections
+    keep that many cores busy. The pool takes them in order: put the longest first.
 
-    Each write is whole or absent on its own. The writes that succeeded are reported before the
-    first failure is raised (a transient one asks Dagster to retry the step: every write of it is
-    a replace, so running one again is harmless).
+    Each write is whole or absent on its own. What succeeded is reported before the first failure
+    is raised (a transient one asks Dagster to retry the step: every write is a replace, so running
+    one again is harmless).
     """
     began = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audit-write") as pool:
@@ -72,6 +73,12 @@ def write_at_once(
         if isinstance(outcome, WriteResult):
             metadata = {**write_metadata(report(context, outcome)), "step_seconds": step_seconds}
             yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+    for key, outcome in outcomes.items():  # after the materializations they may refer to
+        if isinstance(outcome, dg.AssetCheckResult):
+            yield dg.AssetCheckResult(
+                asset_key=key.asset_key, check_name=key.name,
+                passed=outcome.passed, severity=outcome.severity, metadata=outcome.metadata,
+            )
     for outcome in outcomes.values():
         if isinstance(outcome, DBAPIError):
             raise retry_if_transient(context, outcome)

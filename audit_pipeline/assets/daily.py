@@ -3,6 +3,7 @@
 import dagster as dg
 
 from ..partitions import daily_partitions
+from .. import source_checks
 from ..resources import DatabaseResource
 from ._run import run_days, write, write_at_once
 
@@ -30,22 +31,26 @@ compliance_snapshot = dg.AssetSpec(
 
 @dg.multi_asset(
     specs=[severity_snapshot, compliance_snapshot],
+    check_specs=source_checks.check_specs(severity_snapshot, compliance_snapshot),
     can_subset=True,
     **daily,
     description="Both snapshots reconstructed from audit_log, written at the same time.",
 )
 def log_snapshots(context: dg.AssetExecutionContext, database: DatabaseResource):
     # The two statements are independent and each keeps one database core busy: run together on
-    # two connections, a run takes about as long as the slower one instead of their sum.
-    start, end = run_days(context)
+    # two connections, a run takes about as long as the slower one (compliance) instead of their sum.
     w = database.warehouse()
     w.prepare()  # once, before the writers start
-    writes = {
-        severity_snapshot.key: lambda: w.write_severity_snapshot(start, end),
-        compliance_snapshot.key: lambda: w.write_compliance_snapshot(start, end),
-    }
-    selected = {key: step for key, step in writes.items() if key in context.selected_asset_keys}
-    yield from write_at_once(context, selected, w.concurrent_writes)
+    steps = {}
+    if context.selected_asset_keys:  # not a run of its source checks alone (no days then)
+        start, end = run_days(context)
+        writes = {
+            compliance_snapshot.key: lambda: w.write_compliance_snapshot(start, end),
+            severity_snapshot.key: lambda: w.write_severity_snapshot(start, end),
+        }
+        steps = {key: step for key, step in writes.items() if key in context.selected_asset_keys}
+    steps.update(source_checks.selected_checks(context, w, severity_snapshot, compliance_snapshot))
+    yield from write_at_once(context, steps, w.concurrent_writes)
 
 
 @dg.asset(

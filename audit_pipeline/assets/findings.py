@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from .. import source_checks
 from ..resources import DatabaseResource
 from ._run import write_at_once
 
@@ -23,12 +24,15 @@ engagement_progress = dg.AssetSpec(
 
 @dg.multi_asset(
     specs=[repeat_finding, engagement_progress],
+    check_specs=source_checks.check_specs(repeat_finding),
     can_subset=True,
     description="Both tables rebuilt whole from the current state, at the same time.",
 )
 def current_findings(context: dg.AssetExecutionContext, database: DatabaseResource):
     w = database.warehouse()
     w.prepare()  # once, before the writers start
+    # repeat_finding first: the longest; the rest share the other connection meanwhile.
     writes = {repeat_finding.key: w.write_repeat_finding, engagement_progress.key: w.write_engagement_progress}
-    selected = {key: step for key, step in writes.items() if key in context.selected_asset_keys}
-    yield from write_at_once(context, selected, w.concurrent_writes)
+    steps = {key: step for key, step in writes.items() if key in context.selected_asset_keys}
+    steps.update(source_checks.selected_checks(context, w, repeat_finding))
+    yield from write_at_once(context, steps, w.concurrent_writes)

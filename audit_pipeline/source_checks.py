@@ -1,0 +1,116 @@
+"""Data-quality checks on the application's source tables: warnings, never blocking.
+
+The pipeline handles these rows as the contract says, but someone should look at them. Each check is
+declared on the asset that reads the table it looks at and is evaluated in that asset's own step,
+at the same time as its writes (see `_run.write_at_once`): it reads only sources, so it need not
+wait for them, and it keeps the second database core busy while the longest write runs.
+
+A failing check names the offending ids (the first MAX_EXAMPLES) in its metadata and counts them by
+kind.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Callable
+
+import dagster as dg
+
+from . import queries
+from .warehouse import PATH_SEPARATOR, Warehouse
+
+MAX_EXAMPLES = 20
+REQUIREMENT_STATUSES = ("COMPLIANT", "PARTIALLY_COMPLIANT", "NON_COMPLIANT", "NOT_APPLICABLE")
+WARN = dg.AssetCheckSeverity.WARN
+
+# A check's evaluation: the warehouse in, the result out.
+Evaluation = Callable[[Warehouse], dg.AssetCheckResult]
+
+
+def problems_result(problems: list[tuple], severity=dg.AssetCheckSeverity.ERROR, **metadata) -> dg.AssetCheckResult:
+    """A check result from offending rows (kind, id, detail)."""
+    examples = [f"{kind}: {id_}" + (f" ({detail})" if detail not in (None, "") else "") for kind, id_, detail in problems]
+    return dg.AssetCheckResult(
+        passed=not problems,
+        severity=severity,
+        metadata={
+            "count": len(problems),
+            "by_kind": dg.MetadataValue.json(dict(Counter(kind for kind, *_ in problems))),
+            "examples": dg.MetadataValue.md("\n".join(f"- `{e}`" for e in examples[:MAX_EXAMPLES]) or "none"),
+            **metadata,
+        },
+    )
+
+
+def enum_values_known(table: str, column: str, known: tuple[str, ...]) -> tuple[str, str, Evaluation]:
+    def evaluate(w: Warehouse) -> dg.AssetCheckResult:
+        unknown, normalized = {}, {}
+        for value, norm, n in w.find(queries.enum_values(w.dialect, table, column)):
+            if norm not in known:
+                unknown[repr(value)] = n
+            elif value != norm:
+                normalized[repr(value)] = n
+        return dg.AssetCheckResult(
+            passed=not unknown,
+            severity=WARN,
+            metadata={
+                "unknown_values": dg.MetadataValue.json(unknown),
+                "rows_with_unknown_values": sum(unknown.values()),
+                "values_normalized": dg.MetadataValue.json(normalized),
+            },
+        )
+
+    description = f"{table}.{column} holds only {', '.join(known)} (after trimming and upper-casing)."
+    return f"{table}_{column}_values_known", description, evaluate
+
+
+def problems(query: Callable[[Warehouse], list[tuple]]) -> Evaluation:
+    return lambda w: problems_result(query(w), WARN)
+
+
+# Per asset: (check name, description, evaluation).
+SOURCE_CHECKS: dict[str, list[tuple[str, str, Evaluation]]] = {
+    "severity_snapshot": [
+        enum_values_known("observation", "severity", queries.SEVERITIES),
+        (
+            "observations_closed_before_created",
+            "Observations whose closed_at is before their created_at (never counted as open).",
+            problems(lambda w: w.find(queries.closed_before_created())),
+        ),
+    ],
+    "compliance_snapshot": [
+        enum_values_known("compliance_requirement", "status", REQUIREMENT_STATUSES),
+    ],
+    "repeat_finding": [
+        (
+            "repeat_links_across_tenants",
+            "repeat_of_id links into another tenant's observations (never followed).",
+            problems(lambda w: w.find(queries.cross_tenant_repeat_links())),
+        ),
+        (
+            "repeat_link_cycles",
+            "Observations on a cycle of repeat_of_id links (chains stop there).",
+            problems(lambda w: w.find(queries.repeat_cycles(w.dialect), sep=PATH_SEPARATOR)),
+        ),
+    ],
+}
+
+
+def check_specs(*assets: dg.AssetSpec) -> list[dg.AssetCheckSpec]:
+    """The source checks of these assets, to declare on the (multi-)asset that writes them."""
+    return [
+        dg.AssetCheckSpec(name, asset=spec.key, description=description)
+        for spec in assets
+        for name, description, _ in SOURCE_CHECKS.get(spec.key.to_user_string(), [])
+    ]
+
+
+def selected_checks(context: dg.AssetExecutionContext, w: Warehouse, *assets: dg.AssetSpec) -> dict:
+    """The selected source checks of these assets, as steps for `write_at_once`."""
+    steps = {}
+    for spec in assets:
+        for name, _, evaluate in SOURCE_CHECKS.get(spec.key.to_user_string(), []):
+            key = dg.AssetCheckKey(spec.key, name)
+            if key in context.selected_asset_check_keys:
+                steps[key] = lambda evaluate=evaluate: evaluate(w)
+    return steps
