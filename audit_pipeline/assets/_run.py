@@ -10,12 +10,17 @@ from typing import Callable, Iterator
 import dagster as dg
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from ..warehouse import WriteResult
+from ..warehouse import Warehouse, WriteResult
 
 # Transient database failures (a dropped connection, a server restart, a lock timeout) are retried
 # with backoff; anything else (bad SQL, schema drift, a constraint) fails at once.
 TRANSIENT_RETRIES = 3
 TRANSIENT_FIRST_WAIT_SECONDS = 2
+
+
+def table_spec(name: str, group: str, description: str) -> dg.AssetSpec:
+    """An output table written by SQL, as one asset of a multi-asset."""
+    return dg.AssetSpec(name, group_name=group, kinds={"sql"}, description=description)
 
 
 def run_days(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
@@ -53,18 +58,22 @@ def write(
 
 
 def write_at_once(
-    context: dg.AssetExecutionContext, steps: dict[dg.AssetKey | dg.AssetCheckKey, Callable], workers: int
+    context: dg.AssetExecutionContext, w: Warehouse, steps: dict[dg.AssetKey | dg.AssetCheckKey, Callable]
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Run a step's independent table writes (WriteResult) and source checks (AssetCheckResult) at
-    the same time, each on its own connection: the database does the work, so `workers` connections
-    keep that many cores busy. The pool takes them in order: put the longest first.
+    the same time, each on its own connection: the database does the work, so each connection keeps
+    a core busy (`w.concurrent_writes` at once). The pool takes them in order: put the longest first.
 
     Each write is whole or absent on its own. What succeeded is reported before the first failure
     is raised (a transient one asks Dagster to retry the step: every write is a replace, so running
     one again is harmless).
     """
+    try:
+        w.prepare()  # once, before the writers start
+    except DBAPIError as error:
+        raise retry_if_transient(context, error)
     began = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audit-write") as pool:
+    with ThreadPoolExecutor(max_workers=w.concurrent_writes, thread_name_prefix="audit-write") as pool:
         futures = {key: pool.submit(step) for key, step in steps.items()}
         outcomes = {key: future.exception() or future.result() for key, future in futures.items()}
     # The writes overlap: the step's seconds are not the sum of theirs.

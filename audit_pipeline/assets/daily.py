@@ -5,7 +5,7 @@ import dagster as dg
 from ..partitions import daily_partitions
 from .. import source_checks
 from ..resources import DatabaseResource
-from ._run import run_days, write, write_at_once
+from ._run import table_spec, run_days, write, write_at_once
 
 GROUP = "daily_snapshots"
 
@@ -15,18 +15,8 @@ daily = dict(
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
 
-severity_snapshot = dg.AssetSpec(
-    "severity_snapshot",
-    group_name=GROUP,
-    kinds={"sql"},
-    description="Open observations per tenant and day, by severity as of the day's end.",
-)
-compliance_snapshot = dg.AssetSpec(
-    "compliance_snapshot",
-    group_name=GROUP,
-    kinds={"sql"},
-    description="Compliance requirements per tenant and day, by status as of the day's end.",
-)
+severity_snapshot = table_spec("severity_snapshot", GROUP, "Open observations per tenant and day, by severity as of the day's end.")
+compliance_snapshot = table_spec("compliance_snapshot", GROUP, "Compliance requirements per tenant and day, by status as of the day's end.")
 
 
 @dg.multi_asset(
@@ -40,7 +30,6 @@ def log_snapshots(context: dg.AssetExecutionContext, database: DatabaseResource)
     # The two statements are independent and each keeps one database core busy: run together on
     # two connections, a run takes about as long as the slower one (compliance) instead of their sum.
     w = database.warehouse()
-    w.prepare()  # once, before the writers start
     steps = {}
     if context.selected_asset_keys:  # not a run of its source checks alone (no days then)
         start, end = run_days(context)
@@ -50,7 +39,7 @@ def log_snapshots(context: dg.AssetExecutionContext, database: DatabaseResource)
         }
         steps = {key: step for key, step in writes.items() if key in context.selected_asset_keys}
     steps.update(source_checks.selected_checks(context, w, severity_snapshot, compliance_snapshot))
-    yield from write_at_once(context, steps, w.concurrent_writes)
+    yield from write_at_once(context, w, steps)
 
 
 @dg.asset(

@@ -4,22 +4,12 @@ import dagster as dg
 
 from .. import source_checks
 from ..resources import DatabaseResource
-from ._run import write_at_once
+from ._run import table_spec, write_at_once
 
 GROUP = "findings"
 
-repeat_finding = dg.AssetSpec(
-    "repeat_finding",
-    group_name=GROUP,
-    kinds={"sql"},
-    description="Each repeat finding with its whole chain of earlier occurrences.",
-)
-engagement_progress = dg.AssetSpec(
-    "engagement_progress",
-    group_name=GROUP,
-    kinds={"sql"},
-    description="Observations per engagement: total, open and closed now.",
-)
+repeat_finding = table_spec("repeat_finding", GROUP, "Each repeat finding with its whole chain of earlier occurrences.")
+engagement_progress = table_spec("engagement_progress", GROUP, "Observations per engagement: total, open and closed now.")
 
 
 @dg.multi_asset(
@@ -30,9 +20,8 @@ engagement_progress = dg.AssetSpec(
 )
 def current_findings(context: dg.AssetExecutionContext, database: DatabaseResource):
     w = database.warehouse()
-    w.prepare()  # once, before the writers start
     # repeat_finding first: the longest; the rest share the other connection meanwhile.
     writes = {repeat_finding.key: w.write_repeat_finding, engagement_progress.key: w.write_engagement_progress}
     steps = {key: step for key, step in writes.items() if key in context.selected_asset_keys}
     steps.update(source_checks.selected_checks(context, w, repeat_finding))
-    yield from write_at_once(context, steps, w.concurrent_writes)
+    yield from write_at_once(context, w, steps)
