@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-from ..partitions import daily_partitions
 from .. import source_checks
+from ..partitions import daily_partitions
 from ..resources import DatabaseResource
-from ._run import table_spec, run_days, write, write_at_once
+from ._run import run_days, table_spec, write, write_at_once
 
 GROUP = "daily_snapshots"
 
@@ -15,8 +15,12 @@ daily = dict(
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
 
-severity_snapshot = table_spec("severity_snapshot", GROUP, "Open observations per tenant and day, by severity as of the day's end.")
-compliance_snapshot = table_spec("compliance_snapshot", GROUP, "Compliance requirements per tenant and day, by status as of the day's end.")
+severity_snapshot = table_spec(
+    "severity_snapshot", GROUP, "Open observations per tenant and day, by severity as of the day's end."
+)
+compliance_snapshot = table_spec(
+    "compliance_snapshot", GROUP, "Compliance requirements per tenant and day, by status as of the day's end."
+)
 
 
 @dg.multi_asset(

@@ -8,8 +8,12 @@ from ._run import table_spec, write_at_once
 
 GROUP = "findings"
 
-repeat_finding = table_spec("repeat_finding", GROUP, "Each repeat finding with its whole chain of earlier occurrences.")
-engagement_progress = table_spec("engagement_progress", GROUP, "Observations per engagement: total, open and closed now.")
+repeat_finding = table_spec(
+    "repeat_finding", GROUP, "Each repeat finding with its whole chain of earlier occurrences."
+)
+engagement_progress = table_spec(
+    "engagement_progress", GROUP, "Observations per engagement: total, open and closed now."
+)
 
 
 @dg.multi_asset(
