@@ -537,17 +537,10 @@ def compliance_trend_preview(table: str) -> str:
 # --- the late-correction sensor ---------------------------------------------------------------------
 
 
-def log_rows_after() -> str:
-    """Binds :after and :limit. Images as text, parsed (leniently) in Python."""
-    return """
-    SELECT id, table_name, record_id, action, CAST(old_data AS TEXT), CAST(new_data AS TEXT), changed_at
-    FROM audit_log WHERE id > :after ORDER BY id LIMIT :limit
-    """
+# What the sensor reads of a log row: images as text, parsed (leniently) in Python.
+LOG_ROW_COLUMNS = "id, table_name, record_id, action, CAST(old_data AS TEXT), CAST(new_data AS TEXT), changed_at"
 
 
-def max_log_id() -> str:
-    return "SELECT max(id) FROM audit_log"
-
-
-def tenant_created_at() -> str:
-    return "SELECT id, created_at FROM tenant"
+def created_at(table: str) -> str:
+    """Binds :ids (expanding). `table` is a source table's name, from code."""
+    return f"SELECT id, created_at FROM {table} WHERE id IN :ids"

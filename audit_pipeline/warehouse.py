@@ -11,14 +11,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
-from sqlalchemy import JSON, Column, Connection, Date, DateTime, Engine, Integer, MetaData, Table, Text, inspect, text
+from sqlalchemy import JSON, Column, Connection, Date, DateTime, Engine, Integer, MetaData, Table, Text, bindparam, inspect, text
 
 from . import queries
 from .calendar import day_end, days, fiscal_quarter, parse_instant
 from .corrections import LogRow
+from .log_reader import LogBatch, LogPosition, read_new_rows, start_position
 from .dialect import DAY_MAX, DAY_MIN, ENUM_WHITESPACE, PG_SAFE_JSON_FUNCTION, Dialect, PostgresDialect, dialect_for
 from .settings import Settings
 from .tables import output_metadata
@@ -209,21 +210,31 @@ class Warehouse:
 
     # --- reads for the late-correction sensor ---------------------------------------------------
 
-    def max_log_id(self) -> int:
+    def start_log_position(self) -> LogPosition:
         with self.engine.connect() as conn:
-            return conn.execute(text(queries.max_log_id())).scalar_one() or 0
+            return start_position(conn)
 
-    def log_rows_after(self, after_id: int, limit: int) -> list[LogRow]:
+    def read_log_rows(self, position: LogPosition, limit: int) -> LogBatch:
+        """New audit_log rows after `position` (see log_reader), as LogRows with parsed images."""
         with self.engine.connect() as conn:
-            result = conn.execute(text(queries.log_rows_after()), {"after": after_id, "limit": limit})
-            return [
-                LogRow(id, table_name, record_id, action or "", _lenient_json(old), _lenient_json(new), parse_instant(changed_at))
-                for id, table_name, record_id, action, old, new, changed_at in result
-            ]
+            batch = read_new_rows(conn, position, queries.LOG_ROW_COLUMNS, limit)
+        rows = [
+            LogRow(id, table_name, record_id, action or "", _lenient_json(old), _lenient_json(new), parse_instant(changed_at))
+            for id, table_name, record_id, action, old, new, changed_at in batch.rows
+        ]
+        return replace(batch, rows=rows)
 
-    def tenant_created_at(self) -> dict[str, dt.datetime]:
+    def created_at(self, records: set[tuple[str, str]]) -> dict[tuple[str, str], dt.datetime]:
+        """The live created_at of these (table, id) records, for tenants, observations and requirements."""
+        found = {}
         with self.engine.connect() as conn:
-            return {id: parse_instant(created) for id, created in conn.execute(text(queries.tenant_created_at()))}
+            for table in ("tenant", "observation", "compliance_requirement"):
+                ids = sorted(record_id for t, record_id in records if t == table)
+                for chunk in range(0, len(ids), 1000):
+                    sql = text(queries.created_at(table)).bindparams(bindparam("ids", expanding=True))
+                    for id, created in conn.execute(sql, {"ids": ids[chunk:chunk + 1000]}):
+                        found[(table, id)] = parse_instant(created)
+        return found
 
     # --- the two write patterns ------------------------------------------------------------------
 
