@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from . import queries
+from .sql import checks as check_sql
+from .sql.history import KINDS
 from .assets.daily import compliance_snapshot, dashboard_snapshot, health_snapshot, severity_snapshot
 from .assets.trends import compliance_trend_daily
 from .dialect import DAY_MAX, DAY_MIN
@@ -24,17 +25,38 @@ SEVERITY, COMPLIANCE = severity_snapshot.key, compliance_snapshot.key
 DAILY_KEYS = (SEVERITY, COMPLIANCE, health_snapshot.key, dashboard_snapshot.key, compliance_trend_daily.key)
 
 
-def checked_days(context: dg.AssetCheckExecutionContext, w) -> dict:
-    """The days a check reads: those of the run that materialized them, or all of them."""
+def run_days(context: dg.AssetCheckExecutionContext) -> tuple[dt.date, dt.date] | None:
+    """The first and last day of the run that materialized the days, or None outside a run."""
     try:
         tags = context.run.tags
-    except dg.DagsterInvalidPropertyError:  # invoked directly, outside a run: check every day
-        tags = {}
+    except dg.DagsterInvalidPropertyError:  # invoked directly, outside a run
+        return None
     first = tags.get(RANGE_START_TAG) or tags.get(PARTITION_TAG)
     last = tags.get(RANGE_END_TAG) or tags.get(PARTITION_TAG)
-    first_day = dt.date.fromisoformat(first) if first else DAY_MIN
-    last_day = dt.date.fromisoformat(last) if last else DAY_MAX
+    return (dt.date.fromisoformat(first), dt.date.fromisoformat(last)) if first and last else None
+
+
+def checked_days(context: dg.AssetCheckExecutionContext, w) -> dict:
+    """The days a check reads: those of the run that materialized them, or all of them."""
+    first_day, last_day = run_days(context) or (DAY_MIN, DAY_MAX)
     return {"first_day": w.dialect.day_param(first_day), "last_day": w.dialect.day_param(last_day)}
+
+
+def tenant_day_problems(w, table: str, days: tuple[dt.date, dt.date] | None) -> list[tuple]:
+    """Missing, unexpected and duplicate rows of a daily table on every one of `days` (first, last),
+    or, with None, on every day from the table's first to its last."""
+    target = w.table_ref(table)
+    if days is None:
+        first, last = w.find(check_sql.day_span(target))[0]
+        if first is None:
+            return []
+        days = (as_date(first), as_date(last))
+    bounds = {"first_day": w.dialect.day_param(days[0]), "last_day": w.dialect.day_param(days[1])}
+    return w.find(check_sql.tenant_day_rows(w.dialect, target), **bounds)
+
+
+def as_date(value) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
 
 
 def one_row_per_tenant_and_day(asset: dg.AssetKey) -> dg.AssetChecksDefinition:
@@ -44,11 +66,11 @@ def one_row_per_tenant_and_day(asset: dg.AssetKey) -> dg.AssetChecksDefinition:
         asset=asset,
         name="one_row_per_tenant_and_day",
         blocking=True,
-        description="Every day present holds exactly one row per tenant of that day's snapshot.",
+        description="Every day of the run (outside a run: every day from the first to the last) holds exactly "
+        "one row per tenant of that day's snapshot.",
     )
     def _check(context: dg.AssetCheckExecutionContext, database: DatabaseResource) -> dg.AssetCheckResult:
-        w = database.warehouse()
-        return problems_result(w.find(queries.tenant_day_rows(w.dialect, w.table_ref(table)), **checked_days(context, w)))
+        return problems_result(tenant_day_problems(database.warehouse(), table, run_days(context)))
 
     return _check
 
@@ -63,16 +85,32 @@ def values_in_range(asset: dg.AssetKey, conditions: dict[str, str]) -> dg.AssetC
     )
     def _check(context: dg.AssetCheckExecutionContext, database: DatabaseResource) -> dg.AssetCheckResult:
         w = database.warehouse()
-        return problems_result(w.find(queries.out_of_range_rows(w.table_ref(table), conditions), **checked_days(context, w)))
+        return problems_result(w.find(check_sql.out_of_range_rows(w.table_ref(table), conditions), **checked_days(context, w)))
+
+    return _check
+
+
+def history_well_formed(kind) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=dg.AssetKey(kind.history),
+        name="runs_well_formed",
+        blocking=True,
+        description="At most one open run per record; runs non-empty, not overlapping, maximal (neighbours "
+        "differ); values normalized (trimmed, upper case).",
+    )
+    def _check(database: DatabaseResource) -> dg.AssetCheckResult:
+        w = database.warehouse()
+        return problems_result(w.find(check_sql.history_problems(w.dialect, w.table_ref(kind.history), kind.id_column, kind.value_column)))
 
     return _check
 
 
 asset_checks = [
     *(one_row_per_tenant_and_day(key) for key in DAILY_KEYS),
-    values_in_range(SEVERITY, queries.SEVERITY_RANGES),
-    values_in_range(COMPLIANCE, queries.COMPLIANCE_RANGES),
-    values_in_range(health_snapshot.key, queries.HEALTH_RANGES),
+    values_in_range(SEVERITY, check_sql.SEVERITY_RANGES),
+    values_in_range(COMPLIANCE, check_sql.COMPLIANCE_RANGES),
+    values_in_range(health_snapshot.key, check_sql.HEALTH_RANGES),
+    *(history_well_formed(kind) for kind in KINDS),
 ]
 
 

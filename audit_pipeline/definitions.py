@@ -1,16 +1,16 @@
 import dagster as dg
 
-from .assets import daily, findings, trends
+from .assets import daily, findings, history, trends
 from .checks import asset_checks, freshness_checks
-from .jobs import audit_history_job, freshness_job
+from .jobs import audit_history_job, freshness_job, rebuild_history_job
 from .resources import database_resource_from_env
 from .schedules import freshness_schedule, nightly_schedule
 from .sensors import late_correction_sensor, run_failure_alert
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([daily, trends, findings]),
+    assets=dg.load_assets_from_modules([history, daily, trends, findings]),
     asset_checks=[*asset_checks, *freshness_checks],
-    jobs=[audit_history_job, freshness_job],
+    jobs=[audit_history_job, freshness_job, rebuild_history_job],
     schedules=[nightly_schedule, freshness_schedule],
     sensors=[late_correction_sensor, run_failure_alert],
     resources={"database": database_resource_from_env()},

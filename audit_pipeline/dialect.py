@@ -1,6 +1,6 @@
 """The one SQL dialect layer: the few expressions that SQLite and PostgreSQL spell differently.
 
-Every query in `queries.py` is written once and asks this module for those fragments. The fragments
+Every query in `sql/` is written once and asks this module for those fragments. The fragments
 are built from code-defined column names only; values always travel as bound parameters (`:tz`,
 `:ws`, ...), never inside the SQL text.
 
@@ -79,6 +79,18 @@ class Dialect:
         """1-based position of `needle` in `haystack`, 0 when absent."""
         raise NotImplementedError
 
+    def same(self, a: str, b: str) -> str:
+        """True when `a` and `b` are equal or both null."""
+        raise NotImplementedError
+
+    def next_day(self, day: str) -> str:
+        """The day after `day`."""
+        raise NotImplementedError
+
+    def as_day(self, param: str) -> str:
+        """A bound day parameter where its type must be known (a recursive CTE's first row)."""
+        return param
+
     def normalized_enum(self, expr: str) -> str:
         return f"upper({self.trim_ws(expr)})"
 
@@ -153,6 +165,15 @@ class PostgresDialect(Dialect):
     def find(self, haystack: str, needle: str) -> str:
         return f"strpos({haystack}, {needle})"
 
+    def same(self, a: str, b: str) -> str:
+        return f"({a} IS NOT DISTINCT FROM {b})"
+
+    def next_day(self, day: str) -> str:
+        return f"CAST({day} + 1 AS date)"
+
+    def as_day(self, param: str) -> str:
+        return f"CAST({param} AS date)"
+
 
 class SqliteDialect(Dialect):
     name = "sqlite"
@@ -194,6 +215,12 @@ class SqliteDialect(Dialect):
 
     def find(self, haystack: str, needle: str) -> str:
         return f"instr({haystack}, {needle})"
+
+    def same(self, a: str, b: str) -> str:
+        return f"({a} IS {b})"
+
+    def next_day(self, day: str) -> str:
+        return f"date({day}, '+1 day')"
 
     def day_param(self, day: dt.date):
         return day.isoformat()

@@ -22,3 +22,11 @@ freshness_job = dg.define_asset_job(
     selection=dg.AssetSelection.checks(*freshness_checks),
     description="Is yesterday materialized by 02:00 in the reporting time zone?",
 )
+
+rebuild_history_job = dg.define_asset_job(
+    "rebuild_record_history",
+    selection=dg.AssetSelection.assets("observation_history", "requirement_history"),
+    config={"ops": {"record_history": {"config": {"full_rebuild": True}}}},
+    tags={DATABASE_TAG: "application"},
+    description="Parse the whole audit_log again and derive every record's history (then re-run the days that need it).",
+)

@@ -16,7 +16,8 @@ from typing import Callable
 
 import dagster as dg
 
-from . import queries
+from .sql import checks as check_sql
+from .sql.common import SEVERITIES
 from .warehouse import PATH_SEPARATOR, Warehouse
 
 MAX_EXAMPLES = 20
@@ -45,7 +46,7 @@ def problems_result(problems: list[tuple], severity=dg.AssetCheckSeverity.ERROR,
 def enum_values_known(table: str, column: str, known: tuple[str, ...]) -> tuple[str, str, Evaluation]:
     def evaluate(w: Warehouse) -> dg.AssetCheckResult:
         unknown, normalized = {}, {}
-        for value, norm, n in w.find(queries.enum_values(w.dialect, table, column)):
+        for value, norm, n in w.find(check_sql.enum_values(w.dialect, table, column)):
             if norm not in known:
                 unknown[repr(value)] = n
             elif value != norm:
@@ -71,11 +72,11 @@ def problems(query: Callable[[Warehouse], list[tuple]]) -> Evaluation:
 # Per asset: (check name, description, evaluation).
 SOURCE_CHECKS: dict[str, list[tuple[str, str, Evaluation]]] = {
     "severity_snapshot": [
-        enum_values_known("observation", "severity", queries.SEVERITIES),
+        enum_values_known("observation", "severity", SEVERITIES),
         (
             "observations_closed_before_created",
             "Observations whose closed_at is before their created_at (never counted as open).",
-            problems(lambda w: w.find(queries.closed_before_created())),
+            problems(lambda w: w.find(check_sql.closed_before_created())),
         ),
     ],
     "compliance_snapshot": [
@@ -85,12 +86,12 @@ SOURCE_CHECKS: dict[str, list[tuple[str, str, Evaluation]]] = {
         (
             "repeat_links_across_tenants",
             "repeat_of_id links into another tenant's observations (never followed).",
-            problems(lambda w: w.find(queries.cross_tenant_repeat_links())),
+            problems(lambda w: w.find(check_sql.cross_tenant_repeat_links())),
         ),
         (
             "repeat_link_cycles",
             "Observations on a cycle of repeat_of_id links (chains stop there).",
-            problems(lambda w: w.find(queries.repeat_cycles(w.dialect), sep=PATH_SEPARATOR)),
+            problems(lambda w: w.find(check_sql.repeat_cycles(w.dialect), sep=PATH_SEPARATOR)),
         ),
     ],
 }

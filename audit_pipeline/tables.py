@@ -27,6 +27,8 @@ from sqlalchemy import (
 
 source_metadata = MetaData()
 
+LOG_ID = BigInteger().with_variant(Integer, "sqlite")
+
 tenant = Table(
     "tenant",
     source_metadata,
@@ -76,7 +78,7 @@ compliance_requirement = Table(
 audit_log = Table(
     "audit_log",
     source_metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("id", LOG_ID, primary_key=True, autoincrement=False),
     Column("tenant_id", Text),
     Column("table_name", Text),
     Column("record_id", Text),
@@ -181,7 +183,49 @@ def output_metadata(schema: str | None = None) -> MetaData:
         Column("open_count", Integer, nullable=False),
         Column("closed_count", Integer, nullable=False),
     )
+    history("observation_history", md, "observation_id", "severity")
+    history("requirement_history", md, "requirement_id", "status")
+
+    # The record history's own bookkeeping (not tables of the contract): each log row's parsed field
+    # values, by record, so that an update reads only the records new rows touch (audit_log has no
+    # index by record, and the pipeline may add none to it); and where its log reader stands.
+    Table(
+        "history_log_value",
+        md,
+        Column("log_id", LOG_ID, primary_key=True, autoincrement=False),
+        Column("record_table", Text, nullable=False),
+        Column("record_id", Text, nullable=False),
+        Column("changed_at", DateTime(timezone=True), nullable=False),
+        Column("change_day", Date, nullable=False),
+        Column("new_present", Boolean, nullable=False),
+        Column("new_value", Text),
+        Column("old_present", Boolean, nullable=False),
+        Column("old_value", Text),
+        Index("history_log_value_by_record", "record_table", "record_id"),
+    )
+    Table(
+        "history_log_position",
+        md,
+        Column("consumer", Text, primary_key=True),
+        Column("position", Text, nullable=False),  # a log_reader.LogPosition as JSON
+        Column("timezone", Text, nullable=False),  # the days were those of this time zone
+    )
     return md
+
+
+def history(name: str, md: MetaData, id_column: str, value_column: str) -> Table:
+    """A record history: one row per maximal run of days with one place (see the contract)."""
+    return Table(
+        name,
+        md,
+        Column(id_column, Text, primary_key=True),
+        Column("tenant_id", Text),
+        Column(value_column, Text),
+        Column("valid_from", Date, primary_key=True),
+        Column("valid_to", Date),
+        # A run's snapshots read the runs that overlap its days: mostly those still open.
+        Index(f"{name}_by_valid_to", "valid_to"),
+    )
 
 
 DAILY_TABLES = ("severity_snapshot", "compliance_snapshot", "health_snapshot", "dashboard_snapshot")

@@ -1,4 +1,4 @@
-"""Runs the SQL of `queries.py` against one database: the pipeline's only writer.
+"""Runs the SQL of `sql/` against one database: the pipeline's only writer.
 
 Every write replaces a range of days (or a whole table) inside one transaction: delete, then
 insert-select. A re-run therefore replaces, never duplicates, and a failure leaves the previous rows
@@ -16,7 +16,8 @@ from typing import Callable
 
 from sqlalchemy import JSON, Column, Connection, Date, DateTime, Engine, Integer, MetaData, Table, Text, bindparam, inspect, text
 
-from . import queries
+from .sql import findings, log as log_sql, snapshots, trends
+from .sql.common import CALENDAR
 from .calendar import day_end, days, fiscal_quarter, parse_instant
 from .corrections import LogRow
 from .log_reader import LogBatch, LogPosition, read_new_rows, start_position
@@ -32,7 +33,7 @@ PREPARE_LOCK_KEY = 0x41554449545F50  # "AUDIT_P"
 
 _calendar_metadata = MetaData()
 calendar_table = Table(
-    queries.CALENDAR,
+    CALENDAR,
     _calendar_metadata,
     Column("day", Date, primary_key=True),
     Column("day_no", Integer, nullable=False),
@@ -108,7 +109,7 @@ class Warehouse:
                 self.dialect.images_are_text = _images_are_text(conn)
         self._prepared = True
 
-    def _session_setup(self, conn: Connection) -> None:
+    def session_setup(self, conn: Connection) -> None:
         if isinstance(self.dialect, PostgresDialect) and self.dialect.images_are_text:
             conn.exec_driver_sql(PG_SAFE_JSON_FUNCTION)
 
@@ -133,17 +134,17 @@ class Warehouse:
 
     def write_severity_snapshot(self, start: dt.date, end: dt.date) -> WriteResult:
         self.prepare()
-        sql = queries.severity_snapshot(self.dialect, self.table_ref("severity_snapshot"))
-        return self._replace_days("severity_snapshot", sql, start, end, log_table="observation")
+        sql = snapshots.severity_snapshot(self.dialect, self.table_ref("severity_snapshot"), self.table_ref("observation_history"))
+        return self._replace_days("severity_snapshot", sql, start, end)
 
     def write_compliance_snapshot(self, start: dt.date, end: dt.date) -> WriteResult:
         self.prepare()
-        sql = queries.compliance_snapshot(self.dialect, self.table_ref("compliance_snapshot"))
-        return self._replace_days("compliance_snapshot", sql, start, end, log_table="compliance_requirement")
+        sql = snapshots.compliance_snapshot(self.dialect, self.table_ref("compliance_snapshot"), self.table_ref("requirement_history"))
+        return self._replace_days("compliance_snapshot", sql, start, end)
 
     def write_health_snapshot(self, start: dt.date, end: dt.date) -> WriteResult:
         self.prepare()
-        sql = queries.health_snapshot(
+        sql = snapshots.health_snapshot(
             self.dialect,
             self.table_ref("health_snapshot"),
             self.table_ref("severity_snapshot"),
@@ -153,7 +154,7 @@ class Warehouse:
 
     def write_dashboard_snapshot(self, start: dt.date, end: dt.date) -> WriteResult:
         self.prepare()
-        sql = queries.dashboard_snapshot(
+        sql = snapshots.dashboard_snapshot(
             self.dialect,
             self.table_ref("dashboard_snapshot"),
             self.table_ref("severity_snapshot"),
@@ -164,7 +165,7 @@ class Warehouse:
 
     def write_compliance_trend_daily(self, start: dt.date, end: dt.date) -> WriteResult:
         self.prepare()
-        sql = queries.compliance_trend_daily(
+        sql = trends.compliance_trend_daily(
             self.dialect, self.table_ref("compliance_trend_daily"), self.table_ref("compliance_snapshot")
         )
         window_start = start - dt.timedelta(days=6)
@@ -176,7 +177,7 @@ class Warehouse:
 
     def write_severity_trend_quarterly(self) -> WriteResult:
         self.prepare()
-        sql = queries.severity_trend_quarterly(
+        sql = trends.severity_trend_quarterly(
             self.dialect, self.table_ref("severity_trend_quarterly"), self.table_ref("severity_snapshot")
         )
 
@@ -192,12 +193,12 @@ class Warehouse:
 
     def write_repeat_finding(self) -> WriteResult:
         self.prepare()
-        sql = queries.repeat_finding(self.dialect, self.table_ref("repeat_finding"))
+        sql = findings.repeat_finding(self.dialect, self.table_ref("repeat_finding"))
         return self._replace_all("repeat_finding", sql, sep=PATH_SEPARATOR)
 
     def write_engagement_progress(self) -> WriteResult:
         self.prepare()
-        sql = queries.engagement_progress(self.dialect, self.table_ref("engagement_progress"))
+        sql = findings.engagement_progress(self.dialect, self.table_ref("engagement_progress"))
         return self._replace_all("engagement_progress", sql)
 
     # --- reads for the asset checks --------------------------------------------------------------
@@ -217,7 +218,7 @@ class Warehouse:
     def read_log_rows(self, position: LogPosition, limit: int) -> LogBatch:
         """New audit_log rows after `position` (see log_reader), as LogRows with parsed images."""
         with self.engine.connect() as conn:
-            batch = read_new_rows(conn, position, queries.LOG_ROW_COLUMNS, limit)
+            batch = read_new_rows(conn, position, log_sql.LOG_ROW_COLUMNS, limit)
         rows = [
             LogRow(id, table_name, record_id, action or "", _lenient_json(old), _lenient_json(new), parse_instant(changed_at))
             for id, table_name, record_id, action, old, new, changed_at in batch.rows
@@ -231,7 +232,7 @@ class Warehouse:
             for table in ("tenant", "observation", "compliance_requirement"):
                 ids = sorted(record_id for t, record_id in records if t == table)
                 for chunk in range(0, len(ids), 1000):
-                    sql = text(queries.created_at(table)).bindparams(bindparam("ids", expanding=True))
+                    sql = text(log_sql.created_at(table)).bindparams(bindparam("ids", expanding=True))
                     for id, created in conn.execute(sql, {"ids": ids[chunk:chunk + 1000]}):
                         found[(table, id)] = parse_instant(created)
         return found
@@ -257,8 +258,8 @@ class Warehouse:
             "range_after": self.dialect.day_param(end + dt.timedelta(days=1)),
         }
         with self.engine.begin() as conn:
-            self._lock(conn, target)
-            self._session_setup(conn)
+            self.lock(conn, target)
+            self.session_setup(conn)
             self._fill_calendar(conn, start - dt.timedelta(days=6), end)
             conn.execute(
                 text(f"DELETE FROM {target} WHERE snapshot_date >= :range_start AND snapshot_date < :range_after"),
@@ -287,7 +288,7 @@ class Warehouse:
         began = time.perf_counter()
         target = self.table_ref(name)
         with self.engine.begin() as conn:
-            self._lock(conn, target)
+            self.lock(conn, target)
             span = calendar_span(conn) if calendar_span else None
             conn.execute(text(f"DELETE FROM {target}"))
             if calendar_span is None or span is not None:
@@ -299,7 +300,7 @@ class Warehouse:
                 self._drop_calendar(conn)
         return WriteResult(name, rows, tenants, 0, time.perf_counter() - began)
 
-    def _lock(self, conn: Connection, target: str) -> None:
+    def lock(self, conn: Connection, target: str) -> None:
         # Serializes writers of one output table so that overlapping runs wait for each other;
         # readers of the table (the dashboard) are not blocked. Source tables are never locked.
         if conn.dialect.name == "postgresql":
@@ -327,7 +328,7 @@ class Warehouse:
         columns = ", ".join(rows[0])
         values = ", ".join(f":{c}" for c in rows[0])
         # One executemany, not a statement per day.
-        conn.execute(text(f"INSERT INTO {queries.CALENDAR} ({columns}) VALUES ({values})"), rows)
+        conn.execute(text(f"INSERT INTO {CALENDAR} ({columns}) VALUES ({values})"), rows)
 
     def _drop_calendar(self, conn: Connection) -> None:
         calendar_table.drop(conn, checkfirst=True)

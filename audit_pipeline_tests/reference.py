@@ -256,3 +256,38 @@ class Reference:
                 closed_count=sum(1 for o in mine if o["closed_at"] is not None),
             )
         return out
+
+
+HISTORY_TABLES = {
+    # history table: (source table, field, id column, value column)
+    "observation_history": ("observation", "severity", "observation_id", "severity"),
+    "requirement_history": ("compliance_requirement", "status", "requirement_id", "status"),
+}
+
+
+def history(ref: Reference, table: str, first: dt.date, last: dt.date) -> dict[tuple, dict]:
+    """The contract's record history, read off day by day over first..last: every record's place on
+    each day, grouped into maximal runs. Valid when nothing changes before `first` or after `last`
+    (a run still going on `last` never ends; one going on `first` started there)."""
+    source, field, id_column, value_column = HISTORY_TABLES[table]
+    records = ref.s.observations if source == "observation" else ref.s.requirements
+    out = {}
+    for record in records:
+        if record["created_at"] is None:
+            continue
+        run = None
+        day = first
+        while day <= last:
+            T = day_end(day, ref.tz)
+            has_place = record["created_at"] < T and (
+                source != "observation" or record["closed_at"] is None or record["closed_at"] >= T
+            )
+            place = norm(ref.value_as_of(source, record, field, T)) if has_place else MISSING
+            if run is not None and (place is MISSING or place != run[value_column]):
+                run["valid_to"] = day
+                run = None
+            if place is not MISSING and run is None:
+                run = {"tenant_id": record["tenant_id"], value_column: place, "valid_to": None}
+                out[(record["id"], day)] = run
+            day += dt.timedelta(days=1)
+    return out

@@ -18,12 +18,17 @@ from sqlalchemy import delete, insert
 
 from audit_pipeline import tables
 from audit_pipeline.calendar import days
+from audit_pipeline.history import update_record_history
 
-from .builder import IST, rows, warehouse
-from .reference import Reference, load_source
+from .builder import IST, all_rows, rows, warehouse
+from .reference import HISTORY_TABLES, Reference, load_source
+from .reference import history as reference_history
 
 FIRST, LAST = dt.date(2024, 6, 1), dt.date(2024, 6, 6)
 EXAMPLES = int(os.environ.get("AUDIT_PIPELINE_HYPOTHESIS_EXAMPLES", "200"))
+# Every instant the histories hold lies in FIRST-2..FIRST+7 (local days): the reference reads the
+# record history off these days, outside which nothing changes.
+HISTORY_WINDOW = (FIRST - dt.timedelta(days=3), FIRST + dt.timedelta(days=9))
 
 SEVERITY_VALUES = ["CRITICAL", "HIGH", "MEDIUM", "LOW", " high ", "Critical", "low\t", "INFO", "", None]
 STATUS_VALUES = ["COMPLIANT", "NON_COMPLIANT", "PARTIALLY_COMPLIANT", "NOT_APPLICABLE", " compliant", "Not_Applicable ", "PENDING", None]
@@ -120,6 +125,12 @@ def compute(engine):
     w.write_engagement_progress()
 
 
+def history_rows(engine, table: str) -> dict[tuple, dict]:
+    """A history table keyed by (record id, valid_from)."""
+    id_column = HISTORY_TABLES[table][2]
+    return {(row.pop(id_column), row.pop("valid_from")): row for row in all_rows(engine, table)}
+
+
 def as_numbers(metrics):
     if isinstance(metrics, dict):
         return {k: as_numbers(v) for k, v in metrics.items()}
@@ -146,6 +157,8 @@ def test_sql_equals_reference(engine, history):
         t: (LAST, c["critical_open"], c["high_open"], c["medium_open"], c["low_open"]) for t, c in latest.items()}
     assert rows(engine, "repeat_finding", key="observation_id") == ref.repeat_findings()
     assert rows(engine, "engagement_progress", key="engagement_id") == ref.engagement_progress()
+    for table in HISTORY_TABLES:
+        assert history_rows(engine, table) == reference_history(ref, table, *HISTORY_WINDOW), table
 
     # Narrow runs read only the log rows that can matter to their days: the same answers.
     w = warehouse(engine)
@@ -155,3 +168,68 @@ def test_sql_equals_reference(engine, history):
         for day in days(first, last):
             assert rows(engine, "severity_snapshot", day) == ref.severity(day), (first, last, day)
             assert rows(engine, "compliance_snapshot", day) == ref.compliance(day), (first, last, day)
+
+
+# --- the record history kept up to date: incremental updates equal a full rebuild ---------------------
+
+
+@st.composite
+def later_changes(draw, base):
+    """Batches of new audit_log rows after `base`'s (backdated or not), each maybe changing its live
+    row as the application would, and some ids held back to commit one batch later (out of order)."""
+    records = [("observation", o["id"]) for o in base["observations"]] + [
+        ("compliance_requirement", r["id"]) for r in base["requirements"]] + [("observation", "deleted")]
+    next_id = len(base["log"]) + 1
+    batches = []
+    for _ in range(draw(st.integers(1, 3))):
+        batch = []
+        for _ in range(draw(st.integers(0, 5))):
+            table, record = draw(st.sampled_from(records))
+            field, values = ("severity", SEVERITY_VALUES) if table == "observation" else ("status", STATUS_VALUES)
+            new = draw(_image(field, values))
+            live = {}
+            if record != "deleted" and isinstance(new, dict) and field in new and draw(st.booleans()):
+                live[field] = new[field]  # the application's update of the live row, logged by this row
+            if table == "observation" and record != "deleted" and draw(st.booleans()):
+                closed = draw(st.one_of(st.none(), INSTANT))
+                live["closed_at"] = closed
+                new = {**(new if isinstance(new, dict) else {}), "closed_at": closed and closed.isoformat()}
+            row = dict(id=next_id, tenant_id="t1", table_name=table, record_id=record, action="UPDATE",
+                       old_data=draw(_image(field, values)), new_data=new, changed_at=draw(INSTANT))
+            batch.append((row, live, draw(st.booleans()) and draw(st.booleans())))  # held back?
+            next_id += 1
+        batches.append(batch)
+    return batches
+
+
+def apply(engine, rows_and_live):
+    t = tables
+    with engine.begin() as conn:
+        for row, live in rows_and_live:
+            conn.execute(insert(t.audit_log), [row])
+            table = t.observation if row["table_name"] == "observation" else t.compliance_requirement
+            if live:
+                conn.execute(table.update().where(table.c.id == row["record_id"]).values(**live))
+
+
+@settings(max_examples=max(EXAMPLES // 2, 10), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_history_updates_equal_a_full_rebuild(engine, data):
+    base = data.draw(histories())
+    load(engine, base)
+    w = warehouse(engine)  # the history rebuilt, its log position at the end of the log
+    held = []
+    for batch in data.draw(later_changes(base)):
+        now = [(row, live) for row, live, hold in batch if not hold]
+        apply(engine, held + now)
+        held = [(row, live) for row, live, hold in batch if hold]
+        assert update_record_history(w).mode == "update"
+    apply(engine, held)
+    update_record_history(w)
+    updated = {table: history_rows(engine, table) for table in HISTORY_TABLES}
+    assert update_record_history(w, full_rebuild=True).mode == "rebuild"
+    rebuilt = {table: history_rows(engine, table) for table in HISTORY_TABLES}
+    assert updated == rebuilt
+    ref = Reference(load_source(engine), first_day=FIRST)
+    assert rebuilt == {table: reference_history(ref, table, *HISTORY_WINDOW) for table in HISTORY_TABLES}

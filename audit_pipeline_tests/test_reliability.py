@@ -20,10 +20,9 @@ import pytest
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
-from audit_pipeline import queries
+from audit_pipeline.checks import tenant_day_problems as check_tenant_days
 from audit_pipeline.assets import _run, daily
 from audit_pipeline.demo_data import generate, write
-from audit_pipeline.dialect import DAY_MAX, DAY_MIN
 from audit_pipeline.resources import DatabaseResource, create_database_engine
 from audit_pipeline.settings import parse_database_url
 from audit_pipeline.tables import DAILY_TABLES, SOURCE_TABLES
@@ -59,8 +58,7 @@ def source_fingerprint(engine: Engine) -> dict[str, tuple]:
 def tenant_day_problems(engine: Engine, schema: str | None = None) -> dict[str, list]:
     env = {"AUDIT_PIPELINE_OUTPUT_SCHEMA": schema} if schema else {}
     w = warehouse(engine, **env)
-    every_day = {"first_day": w.dialect.day_param(DAY_MIN), "last_day": w.dialect.day_param(DAY_MAX)}
-    return {t: w.find(queries.tenant_day_rows(w.dialect, w.table_ref(t)), **every_day) for t in ROW_CHECKED_TABLES}
+    return {t: check_tenant_days(w, t, None) for t in ROW_CHECKED_TABLES}
 
 
 def cli(*args, env):

@@ -18,9 +18,9 @@ TRANSIENT_RETRIES = 3
 TRANSIENT_FIRST_WAIT_SECONDS = 2
 
 
-def table_spec(name: str, group: str, description: str) -> dg.AssetSpec:
+def table_spec(name: str, group: str, description: str, deps: tuple = ()) -> dg.AssetSpec:
     """An output table written by SQL, as one asset of a multi-asset."""
-    return dg.AssetSpec(name, group_name=group, kinds={"sql"}, description=description)
+    return dg.AssetSpec(name, group_name=group, kinds={"sql"}, description=description, deps=deps)
 
 
 def run_days(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:

@@ -6,6 +6,7 @@ from .. import source_checks
 from ..partitions import daily_partitions
 from ..resources import DatabaseResource
 from ._run import run_days, table_spec, write, write_at_once
+from .history import observation_history, requirement_history
 
 GROUP = "daily_snapshots"
 
@@ -16,10 +17,12 @@ daily = dict(
 )
 
 severity_snapshot = table_spec(
-    "severity_snapshot", GROUP, "Open observations per tenant and day, by severity as of the day's end."
+    "severity_snapshot", GROUP, "Open observations per tenant and day, by severity as of the day's end.",
+    deps=(observation_history,),
 )
 compliance_snapshot = table_spec(
-    "compliance_snapshot", GROUP, "Compliance requirements per tenant and day, by status as of the day's end."
+    "compliance_snapshot", GROUP, "Compliance requirements per tenant and day, by status as of the day's end.",
+    deps=(requirement_history,),
 )
 
 
@@ -28,7 +31,7 @@ compliance_snapshot = table_spec(
     check_specs=source_checks.check_specs(severity_snapshot, compliance_snapshot),
     can_subset=True,
     **daily,
-    description="Both snapshots reconstructed from audit_log, written at the same time.",
+    description="Both snapshots counted from the record history, written at the same time.",
 )
 def log_snapshots(context: dg.AssetExecutionContext, database: DatabaseResource):
     # The two statements are independent and each keeps one database core busy: run together on

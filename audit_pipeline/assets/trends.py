@@ -4,7 +4,8 @@ import dagster as dg
 
 from ..resources import DatabaseResource
 from .daily import compliance_snapshot, daily, severity_snapshot
-from .. import queries
+from ..sql import trends as trend_sql
+from ..sql.common import PREVIEW_ROWS
 from ._run import markdown_table, run_days, write
 
 GROUP = "trends"
@@ -24,10 +25,10 @@ def compliance_trend_daily(context: dg.AssetExecutionContext, database: Database
     w = database.warehouse()
 
     def preview():
-        sql = queries.compliance_trend_preview(w.table_ref("compliance_trend_daily"))
+        sql = trend_sql.compliance_trend_preview(w.table_ref("compliance_trend_daily"))
         rows = w.find(sql, day=w.dialect.day_param(end))
         columns = ["tenant", "day", "compliance %", "change 1d", "rolling 7d avg"]
-        return {f"preview (last day, first {queries.PREVIEW_ROWS} tenants)": markdown_table(columns, rows)}
+        return {f"preview (last day, first {PREVIEW_ROWS} tenants)": markdown_table(columns, rows)}
 
     return write(context, lambda: w.write_compliance_trend_daily(start, end), preview)
 
@@ -43,8 +44,8 @@ def severity_trend_quarterly(context: dg.AssetExecutionContext, database: Databa
     w = database.warehouse()
 
     def preview():
-        rows = w.find(queries.latest_quarter_preview(w.table_ref("severity_trend_quarterly")))
+        rows = w.find(trend_sql.latest_quarter_preview(w.table_ref("severity_trend_quarterly")))
         columns = ["tenant", "quarter", "as of", "critical", "high", "medium", "low"]
-        return {f"preview (latest quarter, first {queries.PREVIEW_ROWS} tenants)": markdown_table(columns, rows)}
+        return {f"preview (latest quarter, first {PREVIEW_ROWS} tenants)": markdown_table(columns, rows)}
 
     return write(context, w.write_severity_trend_quarterly, preview)

@@ -1,0 +1,132 @@
+"""Keeps the record history up to date: a night's work is that night's new log rows.
+
+An update reads the audit_log rows its log reader has not read yet (`log_reader`: none skipped,
+whatever order they commit in), parses them into `history_log_value`, and re-derives the history of
+the records they touch, nothing else. A rebuild parses the whole log and derives every record. Both
+run in one transaction with the reader's position, under a lock of the history's tables: the history
+and its position always agree, and two runs never update it at once.
+
+A rebuild happens on request (`full_rebuild`), on the first run, when the reporting time zone changed
+(the history's days are that zone's days), and when the backlog of new rows is so large that a
+rebuild is the cheaper way.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Column, Connection, MetaData, Table, Text, text
+
+from .log_reader import Gap, LogPosition, read_new_rows, start_position
+from .sql import history as sql
+from .tables import LOG_ID
+from .warehouse import Warehouse
+
+CONSUMER = "record_history"
+# Above this many new log rows, parsing the whole log again is cheaper than touching records one set
+# at a time (and keeps the rows read in one go bounded).
+MAX_UPDATE_ROWS = 200_000
+
+_temporary = MetaData()
+new_log_ids = Table(sql.NEW_LOG_IDS, _temporary, Column("id", LOG_ID, primary_key=True), prefixes=["TEMPORARY"])
+touched_records = Table(
+    sql.TOUCHED_RECORDS, _temporary, Column("record_table", Text, primary_key=True),
+    Column("record_id", Text, primary_key=True), prefixes=["TEMPORARY"],
+)
+
+
+@dataclass(frozen=True)
+class HistoryUpdate:
+    mode: str  # "rebuild" or "update"
+    reason: str
+    log_rows_read: int
+    records_derived: int  # records whose history was derived (all of them on a rebuild)
+    rows: dict[str, int]  # rows of each history table afterwards
+    position: LogPosition
+    given_up: tuple[Gap, ...]
+    seconds: float
+
+
+def update_record_history(w: Warehouse, full_rebuild: bool = False, now: float | None = None) -> HistoryUpdate:
+    w.prepare()
+    began = time.perf_counter()
+    log_values, positions = w.table_ref("history_log_value"), w.table_ref("history_log_position")
+    histories = {kind: w.table_ref(kind.history) for kind in sql.KINDS}
+    with w.engine.begin() as conn:
+        for table in (positions, log_values, *histories.values()):
+            w.lock(conn, table)
+        w.session_setup(conn)
+        saved = conn.execute(
+            text(f"SELECT position, timezone FROM {positions} WHERE consumer = :consumer"), {"consumer": CONSUMER}
+        ).first()
+        reason, batch = _rebuild_reason(full_rebuild, saved, w.settings.timezone), None
+        if reason is None:
+            batch = read_new_rows(conn, LogPosition.from_json(saved.position), "id, table_name, record_id", MAX_UPDATE_ROWS, now)
+            if len(batch.rows) >= MAX_UPDATE_ROWS:
+                reason, batch = f"more than {MAX_UPDATE_ROWS:,} new log rows", None
+        params = w.common_params()
+        if batch is None:
+            position = start_position(conn, now)
+            conn.execute(text(f"DELETE FROM {log_values}"))
+            conn.execute(text(sql.load_log_values(w.dialect, log_values, only_new=False)), params)
+            for kind, target in histories.items():
+                conn.execute(text(sql.delete_history(kind, target, only_touched=False)))
+                conn.execute(text(sql.insert_history(w.dialect, kind, target, log_values, only_touched=False)), params)
+            records = _count_records(conn, histories)
+            log_rows, given_up = _count(conn, log_values), ()
+        else:
+            position, given_up = batch.position, batch.given_up
+            touched = {(table, record) for _, table, record in batch.rows if table in {k.log_table for k in sql.KINDS}}
+            if touched:
+                _fill_temporary(conn, batch.ids, touched)
+                conn.execute(text(sql.load_log_values(w.dialect, log_values, only_new=True)), params)
+                for kind, target in histories.items():
+                    conn.execute(text(sql.delete_history(kind, target, only_touched=True)))
+                    conn.execute(text(sql.insert_history(w.dialect, kind, target, log_values, only_touched=True)), params)
+                _drop_temporary(conn)
+            records, log_rows = len(touched), len(batch.rows)
+        conn.execute(text(f"DELETE FROM {positions} WHERE consumer = :consumer"), {"consumer": CONSUMER})
+        conn.execute(
+            text(f"INSERT INTO {positions} (consumer, position, timezone) VALUES (:consumer, :position, :tz)"),
+            {"consumer": CONSUMER, "position": position.to_json(), "tz": w.settings.timezone},
+        )
+        rows = {kind.history: _count(conn, target) for kind, target in histories.items()}
+    return HistoryUpdate(
+        "update" if batch is not None else "rebuild", reason or "new log rows", log_rows, records, rows,
+        position, given_up, time.perf_counter() - began,
+    )
+
+
+def _rebuild_reason(requested: bool, saved, timezone: str) -> str | None:
+    if requested:
+        return "full rebuild requested"
+    if saved is None:
+        return "no history yet"
+    if saved.timezone != timezone:
+        return f"the reporting time zone changed from {saved.timezone} to {timezone}"
+    return None
+
+
+def _fill_temporary(conn: Connection, ids: list[int], touched: set[tuple[str, str]]) -> None:
+    for table in (new_log_ids, touched_records):
+        table.drop(conn, checkfirst=True)
+        table.create(conn)
+    conn.execute(new_log_ids.insert(), [{"id": i} for i in ids])
+    conn.execute(touched_records.insert(), [{"record_table": t, "record_id": r} for t, r in sorted(touched)])
+
+
+def _drop_temporary(conn: Connection) -> None:
+    for table in (new_log_ids, touched_records):
+        table.drop(conn, checkfirst=True)
+
+
+def _count(conn: Connection, table: str) -> int:
+    return conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+
+
+def _count_records(conn: Connection, histories: dict) -> int:
+    return sum(
+        conn.execute(text(f"SELECT count(DISTINCT {kind.id_column}) FROM {target}")).scalar_one()
+        for kind, target in histories.items()
+    )

@@ -1,0 +1,137 @@
+"""Asset checks' queries. Each returns offending rows (kind, id, detail), ordered, so that a check
+can count them and name a few."""
+
+from __future__ import annotations
+
+from ..dialect import Dialect
+from .common import onboarded_tenants
+
+
+IN_CHECKED_DAYS = "snapshot_date >= :first_day AND snapshot_date <= :last_day"
+
+
+def tenant_day_rows(d: Dialect, table: str) -> str:
+    """Rows missing, unexpected or duplicated against "one row per tenant of the day's snapshot", on
+    every day from :first_day to :last_day (the run's days), whether the table has rows for it or not.
+    """
+    return f"""
+    WITH RECURSIVE days (day) AS (
+        SELECT {d.as_day(':first_day')}
+        UNION ALL
+        SELECT {d.next_day('day')} FROM days WHERE day < :last_day
+    ),
+    {onboarded_tenants(d).strip()},
+    expected AS (SELECT t.id AS tenant_id, days.day FROM onboarded t JOIN days ON days.day >= t.first_day),
+    actual AS (
+        SELECT tenant_id, snapshot_date AS day, count(*) AS n FROM {table}
+        WHERE {IN_CHECKED_DAYS} GROUP BY tenant_id, snapshot_date
+    )
+    SELECT 'missing' AS kind, e.tenant_id AS id, e.day AS detail
+    FROM expected e LEFT JOIN actual a ON a.tenant_id = e.tenant_id AND a.day = e.day
+    WHERE a.tenant_id IS NULL
+    UNION ALL
+    SELECT 'unexpected', a.tenant_id, a.day
+    FROM actual a LEFT JOIN expected e ON e.tenant_id = a.tenant_id AND e.day = a.day
+    WHERE e.tenant_id IS NULL
+    UNION ALL
+    SELECT 'duplicate', tenant_id, day FROM actual WHERE n > 1
+    ORDER BY 1, 3, 2
+    """
+
+
+def day_span(table: str) -> str:
+    """The first and last day a daily table holds (what a check outside a run looks at)."""
+    return f"SELECT min(snapshot_date), max(snapshot_date) FROM {table}"
+
+
+def history_problems(d: Dialect, table: str, id_column: str, value_column: str) -> str:
+    """Runs of a record history that break its shape: more than one open run per record, runs that
+    are empty or overlap, neighbours with one value (not maximal), values not normalized."""
+    per_record = f"PARTITION BY {d.bytewise(id_column)} ORDER BY valid_from"
+    return f"""
+    WITH ordered AS (
+        SELECT {id_column} AS id, valid_from, valid_to, {value_column} AS value,
+               lag(valid_to) OVER ({per_record}) AS previous_to,
+               lag(valid_from) OVER ({per_record}) AS previous_from,
+               lag({value_column}) OVER ({per_record}) AS previous_value
+        FROM {table}
+    )
+    SELECT 'more than one open run' AS kind, id, CAST(count(*) AS TEXT) AS detail
+    FROM ordered WHERE valid_to IS NULL GROUP BY id HAVING count(*) > 1
+    UNION ALL
+    SELECT 'empty run', id, CAST(valid_from AS TEXT) FROM ordered WHERE valid_to <= valid_from
+    UNION ALL
+    SELECT 'overlapping runs', id, CAST(valid_from AS TEXT) FROM ordered
+    WHERE previous_from IS NOT NULL AND (previous_to IS NULL OR previous_to > valid_from)
+    UNION ALL
+    SELECT 'not maximal', id, CAST(valid_from AS TEXT) FROM ordered
+    WHERE previous_to = valid_from AND {d.same('previous_value', 'value')}
+    UNION ALL
+    SELECT 'value not normalized', id, value FROM ordered
+    WHERE value IS NOT NULL AND value <> {d.normalized_enum('value')}
+    ORDER BY 1, 2, 3
+    """
+
+
+def out_of_range_rows(table: str, conditions: dict[str, str]) -> str:
+    """Rows of `table` breaking any of `conditions` (name -> SQL that must hold). Binds the checked days."""
+    return "\n    UNION ALL\n".join(
+        f"    SELECT '{name}' AS kind, tenant_id AS id, snapshot_date AS detail FROM {table} "
+        f"WHERE {IN_CHECKED_DAYS} AND NOT ({condition})"
+        for name, condition in conditions.items()
+    ) + "\n    ORDER BY 1, 3, 2"
+
+
+SEVERITY_RANGES = {
+    "negative count": "critical_open >= 0 AND high_open >= 0 AND medium_open >= 0 AND low_open >= 0",
+    "open_total below the sum of severities": "open_total >= critical_open + high_open + medium_open + low_open",
+}
+COMPLIANCE_RANGES = {
+    "compliant outside 0..total": "compliant >= 0 AND compliant <= total",
+    "percentage outside 0..100": "percentage IS NULL OR (percentage >= 0 AND percentage <= 100)",
+    "percentage null iff total is 0": "(percentage IS NULL) = (total = 0)",
+}
+HEALTH_RANGES = {
+    f"{column} outside 0..100": f"{column} >= 0 AND {column} <= 100"
+    for column in ("severity_score", "compliance_score", "health_score")
+}
+
+
+def cross_tenant_repeat_links() -> str:
+    return """
+    SELECT 'cross-tenant link' AS kind, o.id AS id, parent.id AS detail
+    FROM observation o JOIN observation parent ON parent.id = o.repeat_of_id
+    WHERE parent.tenant_id <> o.tenant_id OR o.tenant_id IS NULL OR parent.tenant_id IS NULL
+    ORDER BY 2
+    """
+
+
+def repeat_cycles(d: Dialect) -> str:
+    """Observations whose repeat_of_id chain comes back to them. Binds :sep."""
+    return f"""
+    WITH RECURSIVE walk (start_id, next_id, path) AS (
+        SELECT id, repeat_of_id, :sep || id || :sep FROM observation WHERE repeat_of_id IS NOT NULL
+        UNION ALL
+        SELECT w.start_id, o.repeat_of_id, w.path || o.id || :sep
+        FROM walk w JOIN observation o ON o.id = w.next_id
+        WHERE {d.find('w.path', ':sep || o.id || :sep')} = 0 AND o.repeat_of_id IS NOT NULL
+    )
+    SELECT DISTINCT 'on a cycle' AS kind, start_id AS id, '' AS detail FROM walk WHERE next_id = start_id
+    ORDER BY 2
+    """
+
+
+def closed_before_created() -> str:
+    return """
+    SELECT 'closed before created' AS kind, id, tenant_id AS detail FROM observation
+    WHERE closed_at < created_at
+    ORDER BY 2
+    """
+
+
+def enum_values(d: Dialect, table: str, column: str) -> str:
+    """Each distinct stored value of `table.column` with its count and its normalized form."""
+    return f"""
+    SELECT {column} AS value, {d.normalized_enum(column)} AS normalized, count(*) AS n
+    FROM {table} GROUP BY {column} ORDER BY 3 DESC, 1
+    """

@@ -1,0 +1,107 @@
+"""The daily snapshots, counted from the record history.
+
+Each history run of a tenant in the day's snapshot, cut to the run's range, becomes +1 on its first
+day and -1 on the day after its last; per (tenant, day) the steps are summed by category, and running
+sums over a (tenant x day) grid give every day's counts. Linear in (history rows overlapping the
+range + tenants x days); a one-day run reads only the runs open on that day.
+"""
+
+from __future__ import annotations
+
+from ..dialect import Dialect
+from .common import CALENDAR, SEVERITIES, onboarded_tenants, percent_x100, running_counts, steps, tenant_day_grid
+
+
+def _runs_in_range(d: Dialect, history: str, value_column: str) -> str:
+    """CTE `runs_in_range(tenant_id, first_day, end_day, value)`: the history runs of onboarded
+    tenants, cut to the days they are in the snapshots and to the run's range (end_day exclusive)."""
+    return f"""
+    runs_in_range AS (
+        SELECT h.tenant_id,
+               {d.greatest('h.valid_from', 't.first_day', ':range_start')} AS first_day,
+               {d.least('coalesce(h.valid_to, :day_max)', ':range_after')} AS end_day,
+               h.{value_column} AS value
+        FROM {history} h JOIN onboarded t ON t.id = h.tenant_id
+        WHERE h.valid_from < :range_after AND (h.valid_to IS NULL OR h.valid_to > :range_start)
+    )"""
+
+
+def severity_snapshot(d: Dialect, target: str, history: str) -> str:
+    """Replace-by-insert of severity_snapshot for the days of the run, from observation_history."""
+    categories = {f"{sev.lower()}_open": f"value = '{sev}'" for sev in SEVERITIES}
+    categories["open_total"] = "1 = 1"
+    return f"""
+    WITH {onboarded_tenants(d)},
+    {_runs_in_range(d, history, 'severity')},
+    {steps('runs_in_range', categories)},
+    {tenant_day_grid()}
+    INSERT INTO {target} (tenant_id, snapshot_date, critical_open, high_open, medium_open, low_open, open_total)
+    {running_counts(d, list(categories))}
+    """
+
+
+def compliance_snapshot(d: Dialect, target: str, history: str) -> str:
+    """Replace-by-insert of compliance_snapshot for the days of the run, from requirement_history."""
+    # A status that is not NOT_APPLICABLE counts in `total`, an unknown or missing one included.
+    categories = {
+        "total": "value IS NULL OR value <> 'NOT_APPLICABLE'",
+        "compliant": "value = 'COMPLIANT'",
+    }
+    return f"""
+    WITH {onboarded_tenants(d)},
+    {_runs_in_range(d, history, 'status')},
+    {steps('runs_in_range', categories)},
+    {tenant_day_grid()},
+    counts AS ({running_counts(d, list(categories))}
+    )
+    INSERT INTO {target} (tenant_id, snapshot_date, total, compliant, percentage)
+    SELECT tenant_id, day, total, compliant,
+           CASE WHEN total > 0 THEN {percent_x100(d, 'compliant', 'total')} / 100.0 END
+    FROM counts
+    """
+
+
+def health_snapshot(d: Dialect, target: str, severity: str, compliance: str) -> str:
+    # In integer hundredths (scores) and tenths (health): exact, half-up rounding on both databases.
+    severity_score = d.greatest("0", "100 - (10 * s.critical_open + 5 * s.high_open + 2 * s.medium_open + s.low_open)")
+    compliance_x100 = f"CASE WHEN c.total > 0 THEN {percent_x100(d, 'c.compliant', 'c.total')} ELSE 10000 END"
+    return f"""
+    WITH scores AS (
+        SELECT s.tenant_id, s.snapshot_date,
+               {severity_score} AS severity_score,
+               {compliance_x100} AS compliance_x100
+        FROM {severity} s
+        JOIN {compliance} c ON c.tenant_id = s.tenant_id AND c.snapshot_date = s.snapshot_date
+        WHERE s.snapshot_date >= :range_start AND s.snapshot_date < :range_after
+    )
+    INSERT INTO {target} (tenant_id, snapshot_date, severity_score, compliance_score, health_score)
+    SELECT tenant_id, snapshot_date, severity_score, compliance_x100 / 100.0,
+           ((compliance_x100 + 100 * severity_score + 10) / 20) / 10.0
+    FROM scores
+    """
+
+
+def dashboard_snapshot(d: Dialect, target: str, severity: str, compliance: str, health: str) -> str:
+    metrics = d.json_object(
+        ("healthScore", "h.health_score"),
+        ("compliance", d.json_object(("total", "c.total"), ("compliant", "c.compliant"), ("percentage", "c.percentage"))),
+        (
+            "severity",
+            d.json_object(
+                ("total", "s.open_total"),
+                ("criticalOpen", "s.critical_open"),
+                ("highOpen", "s.high_open"),
+                ("mediumOpen", "s.medium_open"),
+                ("lowOpen", "s.low_open"),
+            ),
+        ),
+    )
+    return f"""
+    INSERT INTO {target} (tenant_id, snapshot_date, captured_at, metrics)
+    SELECT h.tenant_id, h.snapshot_date, cal.day_end, {metrics}
+    FROM {health} h
+    JOIN {severity} s ON s.tenant_id = h.tenant_id AND s.snapshot_date = h.snapshot_date
+    JOIN {compliance} c ON c.tenant_id = h.tenant_id AND c.snapshot_date = h.snapshot_date
+    JOIN {CALENDAR} cal ON cal.day = h.snapshot_date
+    WHERE h.snapshot_date >= :range_start AND h.snapshot_date < :range_after
+    """
