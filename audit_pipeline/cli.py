@@ -1,6 +1,6 @@
 """`audit-pipeline`: the operator's command line.
 
-    audit-pipeline backfill --start YYYY-MM-DD [--end YYYY-MM-DD]
+    audit-pipeline backfill --start YYYY-MM-DD [--end YYYY-MM-DD] [--rebuild-history]
     audit-pipeline demo-data [--url URL] [--scale N] [--force]
 
 Errors are one line on stderr and a non-zero exit; a database password is never printed.
@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     backfill = commands.add_parser("backfill", help="materialize every asset for a range of days, through Dagster")
     backfill.add_argument("--start", required=True, type=_iso_date, help="first day, YYYY-MM-DD")
     backfill.add_argument("--end", type=_iso_date, help="last day, YYYY-MM-DD (default: the last complete day)")
+    backfill.add_argument(
+        "--rebuild-history", action="store_true",
+        help="derive the record history from the whole audit_log again, not only from its new rows",
+    )
 
     demo = commands.add_parser("demo-data", help="write the deterministic demo source tables")
     demo.add_argument("--url", help=f"SQLAlchemy URL (default: the SQLite file {DEMO_DATABASE_PATH})")
@@ -49,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "backfill":
-            return run_backfill(args.start, args.end)
+            return run_backfill(args.start, args.end, args.rebuild_history)
         return run_demo_data(args.url, args.scale, args.force)
     except (SettingsError, CommandError) as error:
         print(f"audit-pipeline: error: {error}", file=sys.stderr)
@@ -69,7 +73,7 @@ def _iso_date(text: str) -> dt.date:
 # --- backfill --------------------------------------------------------------------------------------
 
 
-def run_backfill(start: dt.date, end: dt.date | None) -> int:
+def run_backfill(start: dt.date, end: dt.date | None, rebuild_history: bool = False) -> int:
     settings = load_settings()
     last_day = last_complete_day(settings.tz)
     end = end or last_day
@@ -92,7 +96,10 @@ def run_backfill(start: dt.date, end: dt.date | None) -> int:
         result = defs.resolve_job_def(AUDIT_HISTORY_JOB).execute_in_process(
             instance=instance,
             tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+            run_config={
+                "loggers": {"console": {"config": {"log_level": "INFO"}}},
+                "ops": {"record_history": {"config": {"full_rebuild": rebuild_history}}},
+            },
             raise_on_error=False,
         )
     seconds = time.perf_counter() - began

@@ -5,7 +5,7 @@ import datetime as dt
 import dagster as dg
 from sqlalchemy import text
 
-from audit_pipeline.assets import daily, findings, trends
+from audit_pipeline.assets import daily, findings, history, trends
 from audit_pipeline.checks import asset_checks
 from audit_pipeline.resources import DatabaseResource
 
@@ -14,7 +14,7 @@ from .builder import SourceBuilder, warehouse
 RANGE = (dt.date(2024, 6, 1), dt.date(2024, 6, 5))
 
 
-ALL_ASSETS = dg.load_assets_from_modules([daily, trends, findings])
+ALL_ASSETS = dg.load_assets_from_modules([history, daily, trends, findings])
 # Checks of the outputs are definitions of their own; checks of the sources are declared on the
 # (multi-)assets that read them and run in their steps.
 ALL_CHECK_KEYS = [k for d in (*asset_checks, *ALL_ASSETS) for k in d.check_keys]
@@ -54,7 +54,7 @@ TABLES = ("severity_snapshot", "compliance_snapshot", "health_snapshot", "dashbo
 
 def test_all_checks_pass_on_clean_data(engine, db_url):
     clean_history(engine)
-    assert len(ALL_CHECK_KEYS) == 13
+    assert len(ALL_CHECK_KEYS) == 15
     for key in ALL_CHECK_KEYS:
         result = check(key.asset_key.to_user_string(), key.name, db_url)
         assert result.passed, (key, result.metadata)

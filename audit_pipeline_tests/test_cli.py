@@ -32,13 +32,30 @@ def test_backfill_records_the_run_in_dagster_home_and_prints_a_summary(engine, d
     result = run_cli("backfill", "--start", "2024-06-01", "--end", "2024-06-30",
                      env={"AUDIT_PIPELINE_DATABASE_URL": db_url, "DAGSTER_HOME": str(home)})
     assert result.returncode == 0, result.stderr
-    assert "severity_snapshot" in result.stdout and "Done: 2024-06-01..2024-06-30, 30 days, 8 assets" in result.stdout
+    assert "severity_snapshot" in result.stdout and "Done: 2024-06-01..2024-06-30, 30 days, 10 assets" in result.stdout
     assert "severity_snapshot: 30 rows" in result.stderr  # progress, one line per asset
     assert count(engine, "dashboard_snapshot") == 30
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs()
         assert len(runs) == 1 and runs[0].status == dg.DagsterRunStatus.SUCCESS
         assert runs[0].tags["dagster/asset_partition_range_start"] == "2024-06-01"
+
+
+def test_the_history_is_updated_from_new_log_rows_and_rebuilt_on_request(engine, db_url, tmp_path):
+    src = SourceBuilder(engine)
+    history(engine)
+    src.log("observation", "o1", "2024-06-10 10:00:00", old={"severity": "LOW"}, new={"severity": "HIGH"})
+    env = {"AUDIT_PIPELINE_DATABASE_URL": db_url, "DAGSTER_HOME": str(tmp_path / "home")}
+    args = ("backfill", "--start", "2024-06-01", "--end", "2024-06-30")
+    for extra, mode in (((), "rebuild"), ((), "update"), (("--rebuild-history",), "rebuild")):
+        result = run_cli(*args, *extra, env=env)
+        assert result.returncode == 0, result.stderr
+        assert f"record history: {mode}" in result.stderr
+    with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey("observation_history"))
+        metadata = event.asset_materialization.metadata
+        assert metadata["mode"].value == "rebuild" and metadata["reason"].value == "full rebuild requested"
+        assert metadata["dagster/row_count"].value == 2  # LOW until 06-10, HIGH from then on
 
 
 def test_a_password_never_reaches_output_run_config_logs_or_metadata(pg_databases, tmp_path):

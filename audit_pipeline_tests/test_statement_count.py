@@ -4,6 +4,8 @@ import datetime as dt
 
 from sqlalchemy import event
 
+from audit_pipeline.history import update_record_history
+
 from .builder import SourceBuilder, warehouse
 
 
@@ -40,3 +42,25 @@ def test_statement_count_grows_with_neither_days_nor_tenants(engine):
     more_tenants = statements_for(engine, 120)
     assert len(short) == len(long) == len(more_tenants)
     assert len(long) < 100  # a dozen or so per asset (SQLite adds catalog PRAGMAs), not one per day
+
+
+def history_update_statements(engine, src, changes: int) -> list[str]:
+    """The statements of a history update that reads `changes` new log rows of as many records."""
+    w = warehouse(engine)
+    for i in range(changes):
+        src.log("observation", f"o{i}", "2024-06-05 10:00:00", old={"severity": "HIGH"}, new={"severity": "LOW"})
+    issued = []
+    listener = lambda conn, cursor, statement, *args: issued.append(statement)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        assert update_record_history(w).mode == "update"
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    return issued
+
+
+def test_a_history_update_issues_the_same_statements_for_one_record_or_many(engine):
+    src = SourceBuilder(engine)
+    add_tenants(src, 0, 30)
+    one, many = history_update_statements(engine, src, 1), history_update_statements(engine, src, 30)
+    assert len(one) == len(many) < 60
