@@ -49,12 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--url", help=f"SQLAlchemy URL (default: the SQLite file {DEMO_DATABASE_PATH})")
     demo.add_argument("--scale", type=int, default=1, help="1 = 40 tenants; N = N times as many")
     demo.add_argument("--force", action="store_true", help="replace the default SQLite demo file if it exists")
+    demo.add_argument("--history-factor", type=int, default=1, help="N times as long a history (benchmarks)")
 
     args = parser.parse_args(argv)
     try:
         if args.command == "backfill":
             return run_backfill(args.start, args.end, args.rebuild_history)
-        return run_demo_data(args.url, args.scale, args.force)
+        return run_demo_data(args.url, args.scale, args.force, args.history_factor)
     except (SettingsError, CommandError) as error:
         print(f"audit-pipeline: error: {error}", file=sys.stderr)
         return 1
@@ -226,12 +227,12 @@ def summary(result, start: dt.date, end: dt.date, seconds: float) -> str:
 # --- demo data -------------------------------------------------------------------------------------
 
 
-def run_demo_data(url_text: str | None, scale: int, force: bool) -> int:
+def run_demo_data(url_text: str | None, scale: int, force: bool, history_factor: int = 1) -> int:
     from .demo_data import create_demo_database, generate, write
     from .resources import create_database_engine
 
-    if scale < 1:
-        raise CommandError("--scale must be at least 1")
+    if scale < 1 or history_factor < 1:
+        raise CommandError("--scale and --history-factor must be at least 1")
     began = time.perf_counter()
     if not url_text:
         path = DEMO_DATABASE_PATH
@@ -247,7 +248,7 @@ def run_demo_data(url_text: str | None, scale: int, force: bool) -> int:
                 present = [t for t in SOURCE_TABLES if inspect(conn).has_table(t)]
             if present:
                 raise CommandError(f"{redact(url)} already has source tables ({', '.join(present)}); use an empty database")
-            write(engine, generate(scale))
+            write(engine, generate(scale, history_factor=history_factor))
         except SQLAlchemyError as error:
             raise CommandError(f"cannot write demo data to {redact(url)}: {scrub(first_line(error), url)}") from None
         finally:

@@ -68,9 +68,14 @@ class Demo:
     requirements: list[dict] = field(default_factory=list)
     log: list[dict] = field(default_factory=list)
     repeat_links: list[tuple[str, str]] = field(default_factory=list)  # (observation, repeat_of)
+    # A longer history (history_factor > 1) starts earlier, with its trigger, and has as many more
+    # records per tenant: the same activity per day.
+    history_start: dt.datetime = HISTORY_START
+    trigger_start: dt.datetime = TRIGGER_START
+    history_factor: int = 1
 
     def log_change(self, tenant_id, table, record_id, action, old, new, at) -> None:
-        if at < TRIGGER_START:
+        if at < self.trigger_start:
             return  # before the trigger existed: nothing was logged
         self.log.append(
             dict(
@@ -86,9 +91,13 @@ class Demo:
         )
 
 
-def generate(scale: int = 1, seed: int = 20240401) -> Demo:
+def generate(scale: int = 1, seed: int = 20240401, history_factor: int = 1) -> Demo:
     rng = random.Random(seed * 1000 + scale)
-    demo = Demo()
+    demo = Demo(
+        history_start=HISTORY_END - (HISTORY_END - HISTORY_START) * history_factor,
+        trigger_start=HISTORY_END - (HISTORY_END - TRIGGER_START) * history_factor,
+        history_factor=history_factor,
+    )
     for t in range(TENANTS_PER_SCALE * scale):
         _tenant(rng, demo, t)
     demo.log.sort(key=lambda row: (row["changed_at"], row["id"]))
@@ -129,7 +138,7 @@ def _messy(rng: random.Random, clean: str, variants: list[str], rate: float = 0.
 def _tenant(rng: random.Random, demo: Demo, number: int) -> None:
     tenant_id = f"tenant-{number + 1:04d}"
     kind = number % 20
-    created = HISTORY_START - dt.timedelta(days=rng.randrange(30, 400))
+    created = demo.history_start - dt.timedelta(days=rng.randrange(30, 400))
     if kind == 7:  # joins mid-history
         created = _instant(rng, dt.datetime(2024, 9, 1, tzinfo=IST), dt.datetime(2026, 3, 1, tzinfo=IST))
     elif kind == 11:  # created exactly at an IST midnight, mid-history
@@ -141,7 +150,7 @@ def _tenant(rng: random.Random, demo: Demo, number: int) -> None:
         created_at=created.astimezone(UTC),
     )
     demo.tenants.append(tenant)
-    active_from = max(created, HISTORY_START)
+    active_from = max(created, demo.history_start)
 
     engagement_ids = []
     for e in range(ENGAGEMENTS_PER_TENANT):
@@ -160,9 +169,9 @@ def _tenant(rng: random.Random, demo: Demo, number: int) -> None:
         )
 
     own_observations: list[str] = []
-    for o in range(OBSERVATIONS_PER_TENANT):
+    for o in range(OBSERVATIONS_PER_TENANT * demo.history_factor):
         _observation(rng, demo, tenant_id, active_from, engagement_ids, own_observations, o)
-    for r in range(REQUIREMENTS_PER_TENANT):
+    for r in range(REQUIREMENTS_PER_TENANT * demo.history_factor):
         _requirement(rng, demo, tenant_id, active_from, r)
 
 

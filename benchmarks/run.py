@@ -33,8 +33,11 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SOURCE_TABLES = ("tenant", "audit_engagement", "observation", "compliance_requirement", "audit_log")
-OUTPUT_TABLES = ("severity_snapshot", "compliance_snapshot", "health_snapshot", "dashboard_snapshot",
+OUTPUT_TABLES = ("observation_history", "requirement_history",
+                 "severity_snapshot", "compliance_snapshot", "health_snapshot", "dashboard_snapshot",
                  "compliance_trend_daily", "severity_trend_quarterly", "repeat_finding", "engagement_progress")
+# The record history's own tables: dropped with the outputs, so that a full history starts from scratch.
+INTERNAL_TABLES = ("history_log_value", "history_log_position")
 FIRST_DAY = "2024-04-01"
 
 
@@ -48,8 +51,8 @@ def url_for(admin_url: str, database: str) -> str:
     return make_url(admin_url).set(drivername="postgresql+psycopg", database=database).render_as_string(hide_password=False)
 
 
-def ensure_demo(admin_url: str, scale: int) -> str:
-    name = f"audit_bench_s{scale}"
+def ensure_demo(admin_url: str, scale: int, history_factor: int = 1) -> str:
+    name = f"audit_bench_s{scale}" + (f"_h{history_factor}" if history_factor > 1 else "")
     with connect(admin_url, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
@@ -59,10 +62,11 @@ def ensure_demo(admin_url: str, scale: int) -> str:
         has_data = conn.execute("SELECT to_regclass('audit_log') IS NOT NULL").fetchone()[0]
     if not has_data:
         began = time.perf_counter()
-        run([str(BIN / "audit-pipeline"), "demo-data", "--url", url, "--scale", str(scale)])
+        run([str(BIN / "audit-pipeline"), "demo-data", "--url", url, "--scale", str(scale),
+             "--history-factor", str(history_factor)])
         print(f"  scale {scale}: demo data generated in {time.perf_counter() - began:.0f} s", flush=True)
     with connect(admin_url, name, autocommit=True) as conn:
-        for table in OUTPUT_TABLES:
+        for table in (*OUTPUT_TABLES, *INTERNAL_TABLES):
             conn.execute(f"DROP TABLE IF EXISTS {table}")
         conn.execute("VACUUM ANALYZE")
     return url
@@ -126,9 +130,9 @@ def last_complete_day() -> str:
     return last(load_settings().tz).isoformat()
 
 
-def bench(admin_url: str, scale: int) -> dict:
-    print(f"scale {scale}", flush=True)
-    url = ensure_demo(admin_url, scale)
+def bench(admin_url: str, scale: int, history_factor: int = 1) -> dict:
+    print(f"scale {scale}" + (f", history x{history_factor}" if history_factor > 1 else ""), flush=True)
+    url = ensure_demo(admin_url, scale, history_factor)
     last = last_complete_day()
     cli = [str(BIN / "audit-pipeline"), "backfill"]
 
@@ -150,7 +154,10 @@ def bench(admin_url: str, scale: int) -> dict:
     floor_env["PYTHONPATH"] = str(ROOT)
     os.environ.pop("DAGSTER_EVENT_BATCH_SIZE", None)  # Dagster's defaults
     floor_bk, _, _ = run([sys.executable, str(ROOT / "benchmarks" / "empty_assets.py"), FIRST_DAY, last], floor_env)
-    print(f"  floors: bookkeeping {floor_bk:.1f} s, I/O {floor_io:.1f} s", flush=True)
+    # Dagster's floor for one night: the same five empty assets, one day, as a whole process.
+    floor_nightly = sorted(run([sys.executable, str(ROOT / "benchmarks" / "empty_assets.py"), last, last], floor_env)[0]
+                           for _ in range(3))[1]
+    print(f"  floors: bookkeeping {floor_bk:.1f} s, one day {floor_nightly:.2f} s, I/O {floor_io:.1f} s", flush=True)
     shutil.rmtree(home)
 
     with connect(url, make_url(url).database) as conn:
@@ -160,7 +167,8 @@ def bench(admin_url: str, scale: int) -> dict:
         scale=scale, days=(date.fromisoformat(last) - date.fromisoformat(FIRST_DAY)).days + 1, tenants=tenants,
         source_rows=counts(url, SOURCE_TABLES), output_rows=output_rows, backfill=backfill_s, sql=sql_s,
         dagster=backfill_s - sql_s, floor_bookkeeping=floor_bk, floor_io=floor_io,
-        budget=floor_bk + 3 * floor_io, nightly=nightly_s, rss_mb=rss_mb,
+        budget=floor_bk + 3 * floor_io, nightly=nightly_s, floor_nightly=floor_nightly, rss_mb=rss_mb,
+        history=f"x{history_factor}", sql_per_io=sql_s / floor_io,
         us_per_row=1e6 * sql_s / output_rows,
     )
 
@@ -168,12 +176,16 @@ def bench(admin_url: str, scale: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 5, 10])
+    parser.add_argument("--long-history", type=int, nargs="*", default=[10], metavar="SCALE",
+                        help="also these scales with a history three times as long (same activity per day)")
     parser.add_argument("--admin-url", default=os.environ.get("AUDIT_PIPELINE_TEST_PG_URL", "postgresql://root@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
     rows = [bench(args.admin_url, scale) for scale in args.scales]
-    columns = [("scale", "{}"), ("days", "{}"), ("tenants", "{}"), ("source_rows", "{:,}"), ("output_rows", "{:,}"),
+    rows += [bench(args.admin_url, scale, history_factor=3) for scale in args.long_history]
+    columns = [("scale", "{}"), ("history", "{}"), ("days", "{}"), ("tenants", "{}"), ("source_rows", "{:,}"), ("output_rows", "{:,}"),
                ("backfill", "{:.1f}"), ("sql", "{:.1f}"), ("dagster", "{:.1f}"), ("floor_bookkeeping", "{:.1f}"),
-               ("floor_io", "{:.1f}"), ("budget", "{:.1f}"), ("nightly", "{:.2f}"), ("rss_mb", "{}"), ("us_per_row", "{:.1f}")]
+               ("floor_io", "{:.1f}"), ("budget", "{:.1f}"), ("sql_per_io", "{:.1f}"), ("nightly", "{:.2f}"),
+               ("floor_nightly", "{:.2f}"), ("rss_mb", "{}"), ("us_per_row", "{:.1f}")]
     print()
     print("| " + " | ".join(name for name, _ in columns) + " |")
     print("|" + "---|" * len(columns))
