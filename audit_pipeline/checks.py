@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from .sql import checks as check_sql
-from .sql.history import KINDS
 from .assets.daily import compliance_snapshot, dashboard_snapshot, health_snapshot, severity_snapshot
 from .assets.trends import compliance_trend_daily
 from .dialect import DAY_MAX, DAY_MIN
@@ -90,27 +89,11 @@ def values_in_range(asset: dg.AssetKey, conditions: dict[str, str]) -> dg.AssetC
     return _check
 
 
-def history_well_formed(kind) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
-        asset=dg.AssetKey(kind.history),
-        name="runs_well_formed",
-        blocking=True,
-        description="At most one open run per record; runs non-empty, not overlapping, maximal (neighbours "
-        "differ); values normalized (trimmed, upper case).",
-    )
-    def _check(database: DatabaseResource) -> dg.AssetCheckResult:
-        w = database.warehouse()
-        return problems_result(w.find(check_sql.history_problems(w.dialect, w.table_ref(kind.history), kind.id_column, kind.value_column)))
-
-    return _check
-
-
 asset_checks = [
     *(one_row_per_tenant_and_day(key) for key in DAILY_KEYS),
     values_in_range(SEVERITY, check_sql.SEVERITY_RANGES),
     values_in_range(COMPLIANCE, check_sql.COMPLIANCE_RANGES),
     values_in_range(health_snapshot.key, check_sql.HEALTH_RANGES),
-    *(history_well_formed(kind) for kind in KINDS),
 ]
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import Column, Connection, MetaData, Table, Text, text
 
 from .log_reader import Gap, LogPosition, read_new_rows, start_position
 from .sql import history as sql
+from .sql.checks import history_problems
 from .tables import LOG_ID
 from .warehouse import Warehouse
 
@@ -43,6 +44,7 @@ class HistoryUpdate:
     log_rows_read: int
     records_derived: int  # records whose history was derived (all of them on a rebuild)
     rows: dict[str, int]  # rows of each history table afterwards
+    problems: dict[str, list[tuple]]  # per history table: its runs that break its shape, among those derived
     position: LogPosition
     given_up: tuple[Gap, ...]
     seconds: float
@@ -73,10 +75,11 @@ def update_record_history(w: Warehouse, full_rebuild: bool = False, now: float |
             for kind, target in histories.items():
                 conn.execute(text(sql.delete_history(kind, target, only_touched=False)))
                 conn.execute(text(sql.insert_history(w.dialect, kind, target, log_values, only_touched=False)), params)
+            problems = _problems(conn, w, histories, only_touched=False)
             records = _count_records(conn, histories)
             log_rows, given_up = _count(conn, log_values), ()
         else:
-            position, given_up = batch.position, batch.given_up
+            position, given_up, problems = batch.position, batch.given_up, {kind.history: [] for kind in sql.KINDS}
             touched = {(table, record) for _, table, record in batch.rows if table in {k.log_table for k in sql.KINDS}}
             if touched:
                 _fill_temporary(conn, batch.ids, touched)
@@ -84,6 +87,7 @@ def update_record_history(w: Warehouse, full_rebuild: bool = False, now: float |
                 for kind, target in histories.items():
                     conn.execute(text(sql.delete_history(kind, target, only_touched=True)))
                     conn.execute(text(sql.insert_history(w.dialect, kind, target, log_values, only_touched=True)), params)
+                problems = _problems(conn, w, histories, only_touched=True)
                 _drop_temporary(conn)
             records, log_rows = len(touched), len(batch.rows)
         conn.execute(text(f"DELETE FROM {positions} WHERE consumer = :consumer"), {"consumer": CONSUMER})
@@ -94,7 +98,7 @@ def update_record_history(w: Warehouse, full_rebuild: bool = False, now: float |
         rows = {kind.history: _count(conn, target) for kind, target in histories.items()}
     return HistoryUpdate(
         "update" if batch is not None else "rebuild", reason or "new log rows", log_rows, records, rows,
-        position, given_up, time.perf_counter() - began,
+        problems, position, given_up, time.perf_counter() - began,
     )
 
 
@@ -106,6 +110,16 @@ def _rebuild_reason(requested: bool, saved, timezone: str) -> str | None:
     if saved.timezone != timezone:
         return f"the reporting time zone changed from {saved.timezone} to {timezone}"
     return None
+
+
+def _problems(conn: Connection, w: Warehouse, histories: dict, only_touched: bool) -> dict[str, list[tuple]]:
+    """The history's check, on the records just derived (a night's few, or all after a rebuild)."""
+    out = {}
+    for kind, target in histories.items():
+        records = sql.touched(kind) if only_touched else None
+        query = history_problems(w.dialect, target, kind.id_column, kind.value_column, records)
+        out[kind.history] = [tuple(row) for row in conn.execute(text(query), w.common_params())]
+    return out
 
 
 def _fill_temporary(conn: Connection, ids: list[int], touched: set[tuple[str, str]]) -> None:

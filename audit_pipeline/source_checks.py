@@ -28,10 +28,15 @@ WARN = dg.AssetCheckSeverity.WARN
 Evaluation = Callable[[Warehouse], dg.AssetCheckResult]
 
 
-def problems_result(problems: list[tuple], severity=dg.AssetCheckSeverity.ERROR, **metadata) -> dg.AssetCheckResult:
-    """A check result from offending rows (kind, id, detail)."""
+def problems_result(
+    problems: list[tuple], severity=dg.AssetCheckSeverity.ERROR, asset_key=None, check_name=None, **metadata
+) -> dg.AssetCheckResult:
+    """A check result from offending rows (kind, id, detail); a step that checks several assets
+    names the check's asset and name."""
     examples = [f"{kind}: {id_}" + (f" ({detail})" if detail not in (None, "") else "") for kind, id_, detail in problems]
     return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=check_name,
         passed=not problems,
         severity=severity,
         metadata={

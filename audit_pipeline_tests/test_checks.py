@@ -152,3 +152,32 @@ def test_a_runs_checks_cover_its_days_and_a_check_run_covers_all(engine, db_url)
     )
     assert [e.passed for e in result.get_asset_check_evaluations()] == [True]  # 06-03 is not this run's
     assert not check("severity_snapshot", "one_row_per_tenant_and_day", db_url).passed
+
+
+def test_history_runs_well_formed_names_each_kind_of_broken_run(engine):
+    from audit_pipeline.sql.checks import history_problems
+
+    src = SourceBuilder(engine)
+    src.tenant()
+    src.observation("ok", created="2024-06-01 10:00:00")
+    w = warehouse(engine)  # history built: clean
+    table = w.table_ref("observation_history")
+    query = history_problems(w.dialect, table, "observation_id", "severity")
+    assert w.find(query) == []
+    day = w.dialect.day_param
+    broken = [  # (id, severity, valid_from, valid_to)
+        ("two-open", "HIGH", dt.date(2024, 6, 1), None), ("two-open", "LOW", dt.date(2024, 6, 5), None),
+        ("overlap", "HIGH", dt.date(2024, 6, 1), dt.date(2024, 6, 5)), ("overlap", "LOW", dt.date(2024, 6, 3), dt.date(2024, 6, 9)),
+        ("same", "HIGH", dt.date(2024, 6, 1), dt.date(2024, 6, 5)), ("same", "HIGH", dt.date(2024, 6, 5), dt.date(2024, 6, 9)),
+        ("empty", "HIGH", dt.date(2024, 6, 5), dt.date(2024, 6, 5)),
+        ("messy", " high", dt.date(2024, 6, 1), dt.date(2024, 6, 2)),
+    ]
+    with engine.begin() as conn:
+        for id_, severity, first, after in broken:
+            conn.execute(text(f"INSERT INTO {table} (observation_id, tenant_id, severity, valid_from, valid_to) "
+                              "VALUES (:id, 't1', :s, :f, :t)"),
+                         {"id": id_, "s": severity, "f": day(first), "t": after and day(after)})
+    kinds = {(kind, id_) for kind, id_, _ in w.find(query)}
+    assert kinds == {("more than one open run", "two-open"), ("overlapping runs", "two-open"),
+                     ("overlapping runs", "overlap"), ("not maximal", "same"), ("empty run", "empty"),
+                     ("value not normalized", "messy")}

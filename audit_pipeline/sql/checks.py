@@ -44,17 +44,21 @@ def day_span(table: str) -> str:
     return f"SELECT min(snapshot_date), max(snapshot_date) FROM {table}"
 
 
-def history_problems(d: Dialect, table: str, id_column: str, value_column: str) -> str:
+def history_problems(d: Dialect, table: str, id_column: str, value_column: str, records: str | None = None) -> str:
     """Runs of a record history that break its shape: more than one open run per record, runs that
-    are empty or overlap, neighbours with one value (not maximal), values not normalized."""
+    are empty or overlap, neighbours with one value (not maximal), values not normalized.
+
+    `records`, a query of record ids, limits the check to them (those a history update derived).
+    """
     per_record = f"PARTITION BY {d.bytewise(id_column)} ORDER BY valid_from"
+    only = f"WHERE {id_column} IN ({records})" if records else ""
     return f"""
     WITH ordered AS (
         SELECT {id_column} AS id, valid_from, valid_to, {value_column} AS value,
                lag(valid_to) OVER ({per_record}) AS previous_to,
                lag(valid_from) OVER ({per_record}) AS previous_from,
                lag({value_column}) OVER ({per_record}) AS previous_value
-        FROM {table}
+        FROM {table} {only}
     )
     SELECT 'more than one open run' AS kind, id, CAST(count(*) AS TEXT) AS detail
     FROM ordered WHERE valid_to IS NULL GROUP BY id HAVING count(*) > 1

@@ -73,20 +73,21 @@ def load_log_values(d: Dialect, target: str, only_new: bool) -> str:
     """
 
 
+def touched(kind: RecordKind) -> str:
+    """The ids of `kind`'s records that an update derives again."""
+    return f"SELECT record_id FROM {TOUCHED_RECORDS} WHERE record_table = '{kind.log_table}'"
+
+
 def delete_history(kind: RecordKind, target: str, only_touched: bool) -> str:
     if not only_touched:
         return f"DELETE FROM {target}"
-    return (
-        f"DELETE FROM {target} WHERE {kind.id_column} IN "
-        f"(SELECT record_id FROM {TOUCHED_RECORDS} WHERE record_table = '{kind.log_table}')"
-    )
+    return f"DELETE FROM {target} WHERE {kind.id_column} IN ({touched(kind)})"
 
 
 def insert_history(d: Dialect, kind: RecordKind, target: str, log_values: str, only_touched: bool) -> str:
     """Insert the runs of `kind`'s records (all, or those in TOUCHED_RECORDS) into `target`."""
-    touched = f"SELECT record_id FROM {TOUCHED_RECORDS} WHERE record_table = '{kind.log_table}'"
-    only_changes = f"AND record_id IN ({touched})" if only_touched else ""
-    only_live = f"AND id IN ({touched})" if only_touched else ""
+    only_changes = f"AND record_id IN ({touched(kind)})" if only_touched else ""
+    only_live = f"AND id IN ({touched(kind)})" if only_touched else ""
     record = d.bytewise("record_id")
     gone = d.local_day("closed_at") if kind.closes else "CAST(NULL AS DATE)"
     return f"""
