@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from ..warehouse import Warehouse, WriteResult
 
 # Transient database failures (a dropped connection, a server restart, a lock timeout) are retried
-# with backoff; anything else (bad SQL, schema drift, a constraint) fails at once.
+# with backoff; anything else (bad SQL, schema drift, a constraint, a refused login) fails at once.
 TRANSIENT_RETRIES = 3
 TRANSIENT_FIRST_WAIT_SECONDS = 2
 
@@ -29,8 +29,17 @@ def run_days(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
     return dt.date.fromisoformat(keys.start), dt.date.fromisoformat(keys.end)
 
 
+# A login the server refused is not transient: retrying a wrong password only delays the failure
+# (by the retries' waits) and adds failed logins to the server's log. libpq reports a refused
+# connection without a SQLSTATE (28P01, 28000), so its words are matched as well.
+REFUSED_LOGIN = ("authentication failed", "no pg_hba.conf entry", "no password supplied", "is not permitted to log in")
+
+
 def is_transient(error: Exception) -> bool:
-    """A failure worth retrying: the connection, the server or a lock, not the SQL or the data."""
+    """A failure worth retrying: the connection, the server or a lock, not the SQL, the data or a
+    refused login."""
+    if isinstance(error, DBAPIError) and login_refused(error.orig):
+        return False
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True
     if not isinstance(error, OperationalError):
@@ -39,6 +48,13 @@ def is_transient(error: Exception) -> bool:
         # SQLite reports "no such table" and syntax errors as OperationalError too.
         return "locked" in str(error.orig) or "busy" in str(error.orig)
     return True  # PostgreSQL: connection failures, server shutdown, lock and statement timeouts
+
+
+def login_refused(orig: BaseException | None) -> bool:
+    """The server refused the credentials (SQLSTATE class 28: invalid authorization specification)."""
+    if (getattr(orig, "sqlstate", None) or "").startswith("28"):
+        return True
+    return any(words in str(orig) for words in REFUSED_LOGIN)
 
 
 def write(
