@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from . import queries
+from .assets._run import retried_if_transient
 from .assets.daily import compliance_snapshot, dashboard_snapshot, health_snapshot, severity_snapshot
 from .assets.trends import compliance_trend_daily
 from .dialect import DAY_MAX, DAY_MIN
@@ -46,6 +47,7 @@ def one_row_per_tenant_and_day(asset: dg.AssetKey) -> dg.AssetChecksDefinition:
         blocking=True,
         description="Every day present holds exactly one row per tenant of that day's snapshot.",
     )
+    @retried_if_transient
     def _check(context: dg.AssetCheckExecutionContext, database: DatabaseResource) -> dg.AssetCheckResult:
         w = database.warehouse()
         return problems_result(w.find(queries.tenant_day_rows(w.dialect, w.table_ref(table)), **checked_days(context, w)))
@@ -61,6 +63,7 @@ def values_in_range(asset: dg.AssetKey, conditions: dict[str, str]) -> dg.AssetC
         name="values_in_range",
         description="Counts, scores and percentages lie in their ranges: " + "; ".join(conditions) + ".",
     )
+    @retried_if_transient
     def _check(context: dg.AssetCheckExecutionContext, database: DatabaseResource) -> dg.AssetCheckResult:
         w = database.warehouse()
         return problems_result(w.find(queries.out_of_range_rows(w.table_ref(table), conditions), **checked_days(context, w)))

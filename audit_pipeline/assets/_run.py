@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator
@@ -65,11 +66,12 @@ def write(
     """Run one table write, retrying transient database errors; report what was written."""
     try:
         result = step()
+        # The preview reads the database too: under the retry as well (the write is a replace).
+        previewed = preview() if preview is not None else {}
     except DBAPIError as error:
         raise retry_if_transient(context, error)
     metadata = write_metadata(report(context, result))
-    if preview is not None:
-        metadata.update(preview())
+    metadata.update(previewed)
     return dg.MaterializeResult(metadata=metadata)
 
 
@@ -109,6 +111,21 @@ def write_at_once(
             raise retry_if_transient(context, outcome)
         if isinstance(outcome, BaseException):
             raise outcome
+
+
+def retried_if_transient(check: Callable) -> Callable:
+    """An asset check's body under the writes' transient-error retry. Without it a check step that
+    met a server restart failed the run at once (a blocking check stops everything downstream),
+    though the writes around it would have been retried."""
+
+    @functools.wraps(check)
+    def run_check(context, *args, **kwargs):
+        try:
+            return check(context, *args, **kwargs)
+        except DBAPIError as error:
+            raise retry_if_transient(context, error)
+
+    return run_check
 
 
 def retry_if_transient(context: dg.AssetExecutionContext, error: DBAPIError) -> Exception:
