@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from .assets._run import retried_if_transient
 from .sql import checks as check_sql
 from .assets.daily import compliance_snapshot, dashboard_snapshot, health_snapshot, severity_snapshot
 from .assets.trends import compliance_trend_daily
@@ -68,6 +69,7 @@ def one_row_per_tenant_and_day(asset: dg.AssetKey) -> dg.AssetChecksDefinition:
         description="Every day of the run (outside a run: every day from the first to the last) holds exactly "
         "one row per tenant of that day's snapshot.",
     )
+    @retried_if_transient
     def _check(context: dg.AssetCheckExecutionContext, database: DatabaseResource) -> dg.AssetCheckResult:
         return problems_result(tenant_day_problems(database.warehouse(), table, run_days(context)))
 
@@ -82,6 +84,7 @@ def values_in_range(asset: dg.AssetKey, conditions: dict[str, str]) -> dg.AssetC
         name="values_in_range",
         description="Counts, scores and percentages lie in their ranges: " + "; ".join(conditions) + ".",
     )
+    @retried_if_transient
     def _check(context: dg.AssetCheckExecutionContext, database: DatabaseResource) -> dg.AssetCheckResult:
         w = database.warehouse()
         return problems_result(w.find(check_sql.out_of_range_rows(w.table_ref(table), conditions), **checked_days(context, w)))

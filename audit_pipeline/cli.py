@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import datetime as dt
 import fcntl
+import logging
 import os
 import sys
 import time
@@ -94,7 +95,8 @@ def run_backfill(start: dt.date, end: dt.date | None, rebuild_history: bool = Fa
     print(f"Dagster instance: {home}")
     began = time.perf_counter()
     with _open_instance(home) as instance:
-        result = defs.resolve_job_def(AUDIT_HISTORY_JOB).execute_in_process(
+        job = defs.resolve_job_def(AUDIT_HISTORY_JOB).with_logger_defs({"console": _one_line_console_logger()})
+        result = job.execute_in_process(
             instance=instance,
             tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
             run_config={
@@ -108,6 +110,24 @@ def run_backfill(start: dt.date, end: dt.date | None, rebuild_history: bool = Fa
         raise CommandError(f"run {result.run_id} failed: {_failure(result, url)}")
     print(summary(result, start, end, seconds))
     return 0
+
+
+def _one_line_console_logger():
+    """Dagster's console logger, one line per record. A failed step's record would otherwise print
+    its error's whole chain of stack traces (SQLAlchemy's pool, psycopg) above the CLI's one-line
+    error; it stays in full in the run's event log, where the UI shows it."""
+    import dagster as dg
+
+    def first_line_only(record: logging.LogRecord) -> bool:
+        record.msg, record.args = record.getMessage().split("\n", 1)[0], ()
+        return True
+
+    def console(init_context):
+        logger = dg.colored_console_logger.logger_fn(init_context)
+        logger.addFilter(first_line_only)
+        return logger
+
+    return dg.LoggerDefinition(console, config_schema=dg.colored_console_logger.config_schema)
 
 
 def check_range(settings: Settings, start: dt.date, end: dt.date, last_day: dt.date) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator
@@ -13,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from ..warehouse import Warehouse, WriteResult
 
 # Transient database failures (a dropped connection, a server restart, a lock timeout) are retried
-# with backoff; anything else (bad SQL, schema drift, a constraint) fails at once.
+# with backoff; anything else (bad SQL, schema drift, a constraint, a refused login) fails at once.
 TRANSIENT_RETRIES = 3
 TRANSIENT_FIRST_WAIT_SECONDS = 2
 
@@ -29,8 +30,17 @@ def run_days(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
     return dt.date.fromisoformat(keys.start), dt.date.fromisoformat(keys.end)
 
 
+# A login the server refused is not transient: retrying a wrong password only delays the failure
+# (by the retries' waits) and adds failed logins to the server's log. libpq reports a refused
+# connection without a SQLSTATE (28P01, 28000), so its words are matched as well.
+REFUSED_LOGIN = ("authentication failed", "no pg_hba.conf entry", "no password supplied", "is not permitted to log in")
+
+
 def is_transient(error: Exception) -> bool:
-    """A failure worth retrying: the connection, the server or a lock, not the SQL or the data."""
+    """A failure worth retrying: the connection, the server or a lock, not the SQL, the data or a
+    refused login."""
+    if isinstance(error, DBAPIError) and login_refused(error.orig):
+        return False
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True
     if not isinstance(error, OperationalError):
@@ -41,6 +51,13 @@ def is_transient(error: Exception) -> bool:
     return True  # PostgreSQL: connection failures, server shutdown, lock and statement timeouts
 
 
+def login_refused(orig: BaseException | None) -> bool:
+    """The server refused the credentials (SQLSTATE class 28: invalid authorization specification)."""
+    if (getattr(orig, "sqlstate", None) or "").startswith("28"):
+        return True
+    return any(words in str(orig) for words in REFUSED_LOGIN)
+
+
 def write(
     context: dg.AssetExecutionContext,
     step: Callable[[], WriteResult],
@@ -49,11 +66,12 @@ def write(
     """Run one table write, retrying transient database errors; report what was written."""
     try:
         result = step()
+        # The preview reads the database too: under the retry as well (the write is a replace).
+        previewed = preview() if preview is not None else {}
     except DBAPIError as error:
         raise retry_if_transient(context, error)
     metadata = write_metadata(report(context, result))
-    if preview is not None:
-        metadata.update(preview())
+    metadata.update(previewed)
     return dg.MaterializeResult(metadata=metadata)
 
 
@@ -93,6 +111,21 @@ def write_at_once(
             raise retry_if_transient(context, outcome)
         if isinstance(outcome, BaseException):
             raise outcome
+
+
+def retried_if_transient(check: Callable) -> Callable:
+    """An asset check's body under the writes' transient-error retry. Without it a check step that
+    met a server restart failed the run at once (a blocking check stops everything downstream),
+    though the writes around it would have been retried."""
+
+    @functools.wraps(check)
+    def run_check(context, *args, **kwargs):
+        try:
+            return check(context, *args, **kwargs)
+        except DBAPIError as error:
+            raise retry_if_transient(context, error)
+
+    return run_check
 
 
 def retry_if_transient(context: dg.AssetExecutionContext, error: DBAPIError) -> Exception:
