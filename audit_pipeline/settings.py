@@ -164,7 +164,7 @@ def _parse_alert_webhook(text: str) -> str | None:
     # The URL is the webhook's only credential: no message here may contain it.
     if not text:
         return None
-    url = _http_url(text)
+    url = _split_url(text)
     if url is None:
         raise SettingsError(f"{ALERT_WEBHOOK_VAR} is not a URL (its value is a secret and is not shown)")
     if url.scheme not in ("http", "https"):
@@ -185,13 +185,13 @@ def _parse_alert_format(text: str, webhook: str | None) -> str:
 def _parse_ui_url(text: str) -> str | None:
     if not text:
         return None
-    url = _http_url(text)
+    url = _split_url(text)
     if url is None or url.scheme not in ("http", "https") or not url.hostname:
         raise SettingsError(f"{UI_URL_VAR} is not an http(s) URL of the Dagster UI, e.g. https://dagster.example.com")
     return text.rstrip("/")
 
 
-def _http_url(text: str) -> SplitResult | None:
+def _split_url(text: str) -> SplitResult | None:
     """The parts of a URL, or None when it cannot be one (spaces, control characters, a bad port)."""
     if any(char.isspace() or not char.isprintable() for char in text):
         return None
