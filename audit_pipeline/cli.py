@@ -209,7 +209,7 @@ def scrub(message: str, url: URL) -> str:
 def _failure(result, url: URL) -> str:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data.error:
-            from .sensors import root_cause
+            from .alerts import root_cause
 
             return scrub(f"{event.step_key}: {root_cause(event.step_failure_data.error)}", url)
     return "see the run's logs in the Dagster UI"

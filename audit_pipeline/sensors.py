@@ -1,23 +1,21 @@
 """Sensors: re-run past days when source data is corrected late; alert when a run fails."""
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
-import urllib.request
 from dataclasses import dataclass
 
 import dagster as dg
 
+from . import alerts
 from .corrections import PendingCorrection, earliest_affected_day, needs_created_at
-from .jobs import AUDIT_HISTORY_JOB, audit_history_job
+from .jobs import audit_history_job
 from .log_reader import LATE_COMMIT_SECONDS, LogPosition
 from .partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 from .resources import DatabaseResource
 from .settings import load_settings
 
 LOG_ROWS_PER_TICK = 50_000
-WEBHOOK_TIMEOUT_SECONDS = 10
 # The daily asset whose materialized partitions tell which days exist (the first one written).
 FIRST_DAILY_ASSET = dg.AssetKey("severity_snapshot")
 
@@ -116,52 +114,6 @@ def runs_that_may_predate(instance: dg.DagsterInstance, pending: PendingCorrecti
     return busy
 
 
-def root_cause(error) -> str:
-    """First line of the innermost cause of a Dagster error: the database's words, not the wrappers'."""
-    while error.cause is not None:
-        error = error.cause
-    lines = (error.message or error.cls_name or "").strip().splitlines()
-    return lines[0] if lines else error.cls_name
-
-
-def failure_alert(context: dg.RunFailureSensorContext) -> dict:
-    """What an operator needs from a failed run: which run, which assets and days, and the error."""
-    run = context.dagster_run
-    tags = run.tags
-    if RANGE_START_TAG in tags:
-        days = f"{tags[RANGE_START_TAG]}..{tags.get(RANGE_END_TAG, tags[RANGE_START_TAG])}"
-    else:
-        days = tags.get(PARTITION_TAG, "")
-    steps = [
-        {"step": event.step_key, "error": root_cause(event.event_specific_data.error)}
-        for event in context.get_step_failure_events()
-        if event.event_specific_data and event.event_specific_data.error
-    ]
-    # What the run was to materialize (a whole-job run has no explicit asset selection).
-    planned = context.instance.get_records_for_run(
-        run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, limit=10_000
-    ).records
-    keys = {r.event_log_entry.dagster_event.asset_key for r in planned} or set(run.asset_selection or [])
-    assets = sorted(key.to_user_string() for key in keys)
-    return {
-        "run_id": run.run_id,
-        "job": run.job_name,
-        "assets": assets,
-        "days": days,
-        "error": context.failure_event.message,
-        "failed_steps": steps,
-        "failed_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-    }
-
-
-def post_json(url: str, payload: dict) -> None:
-    request = urllib.request.Request(
-        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
-        response.read()
-
-
 @dg.run_failure_sensor(
     name="run_failure_alert",
     monitored_jobs=[audit_history_job],
@@ -169,11 +121,6 @@ def post_json(url: str, payload: dict) -> None:
     description="Logs every failed run of the pipeline and POSTs it as JSON to AUDIT_PIPELINE_ALERT_WEBHOOK when set.",
 )
 def run_failure_alert(context: dg.RunFailureSensorContext):
-    alert = failure_alert(context)
-    context.log.error(f"{AUDIT_HISTORY_JOB} run failed: {json.dumps(alert)}")
-    webhook = load_settings().alert_webhook
-    if webhook:
-        try:
-            post_json(webhook, alert)
-        except OSError as error:  # the alert must not fail silently, nor take the sensor down
-            context.log.error(f"could not POST the alert to the webhook: {error}")
+    # Which runs are covered is this sensor's; what the alert says, in which format, and how it is
+    # sent without ever showing the webhook's URL is alerts.py's.
+    alerts.report(context, load_settings())

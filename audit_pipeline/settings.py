@@ -9,9 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
+from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.engine import URL, make_url
@@ -23,6 +24,11 @@ START_DATE_VAR = "AUDIT_PIPELINE_START_DATE"
 FISCAL_YEAR_START_MONTH_VAR = "AUDIT_PIPELINE_FISCAL_YEAR_START_MONTH"
 OUTPUT_SCHEMA_VAR = "AUDIT_PIPELINE_OUTPUT_SCHEMA"
 ALERT_WEBHOOK_VAR = "AUDIT_PIPELINE_ALERT_WEBHOOK"
+ALERT_FORMAT_VAR = "AUDIT_PIPELINE_ALERT_FORMAT"
+UI_URL_VAR = "AUDIT_PIPELINE_UI_URL"
+
+# The shapes of alert a webhook can expect (see alerts.py).
+ALERT_FORMATS = ("json", "slack", "teams", "google-chat")
 
 DEFAULT_TIMEZONE = "Asia/Kolkata"
 DEFAULT_START_DATE = "2024-04-01"
@@ -41,12 +47,16 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str  # "" means the embedded SQLite demo database
+    # The database URL may hold a password and the webhook URL is itself a credential: neither is in
+    # the repr, so printing or logging the settings shows neither.
+    database_url: str = field(repr=False)  # "" means the embedded SQLite demo database
     timezone: str
     start_date: dt.date
     fiscal_year_start_month: int
     output_schema: str | None
-    alert_webhook: str | None
+    alert_webhook: str | None = field(repr=False)
+    alert_format: str = "json"  # one of ALERT_FORMATS
+    ui_url: str | None = None  # without a trailing slash
 
     @property
     def tz(self) -> ZoneInfo:
@@ -66,13 +76,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     database_url = get(DATABASE_URL_VAR)
     if database_url:
         parse_database_url(database_url)
+    alert_webhook = _parse_alert_webhook(get(ALERT_WEBHOOK_VAR))
     return Settings(
         database_url=database_url,
         timezone=_parse_timezone(get(TIMEZONE_VAR, DEFAULT_TIMEZONE)),
         start_date=_parse_date(START_DATE_VAR, get(START_DATE_VAR, DEFAULT_START_DATE)),
         fiscal_year_start_month=_parse_month(get(FISCAL_YEAR_START_MONTH_VAR, DEFAULT_FISCAL_YEAR_START_MONTH)),
         output_schema=_parse_schema(get(OUTPUT_SCHEMA_VAR)),
-        alert_webhook=get(ALERT_WEBHOOK_VAR) or None,
+        alert_webhook=alert_webhook,
+        alert_format=_parse_alert_format(get(ALERT_FORMAT_VAR), alert_webhook),
+        ui_url=_parse_ui_url(get(UI_URL_VAR)),
     )
 
 
@@ -132,3 +145,59 @@ def _parse_schema(text: str) -> str | None:
     if not _SCHEMA_NAME.match(text):
         raise SettingsError(f"{OUTPUT_SCHEMA_VAR}={text!r} is not a plain SQL identifier")
     return text
+
+
+def alert_format_for(webhook: str) -> str:
+    """The format a webhook's service expects, where its host says so unambiguously; else json."""
+    host = (urlsplit(webhook).hostname or "").lower()
+    if host == "hooks.slack.com":
+        return "slack"
+    # Teams: workflows (Power Automate, Logic Apps) and the older connectors' incoming webhooks.
+    if host.endswith((".webhook.office.com", ".logic.azure.com", ".powerplatform.com", ".powerautomate.com")):
+        return "teams"
+    if host == "chat.googleapis.com":
+        return "google-chat"
+    return "json"
+
+
+def _parse_alert_webhook(text: str) -> str | None:
+    # The URL is the webhook's only credential: no message here may contain it.
+    if not text:
+        return None
+    url = _split_url(text)
+    if url is None:
+        raise SettingsError(f"{ALERT_WEBHOOK_VAR} is not a URL (its value is a secret and is not shown)")
+    if url.scheme not in ("http", "https"):
+        raise SettingsError(f"{ALERT_WEBHOOK_VAR} must start with https:// or http:// (its value is not shown)")
+    if not url.hostname:
+        raise SettingsError(f"{ALERT_WEBHOOK_VAR} has no host name (its value is not shown)")
+    return text
+
+
+def _parse_alert_format(text: str, webhook: str | None) -> str:
+    if not text:  # an explicit setting wins; else what the URL says
+        return alert_format_for(webhook) if webhook else "json"
+    if text.lower() not in ALERT_FORMATS:
+        raise SettingsError(f"{ALERT_FORMAT_VAR}={text!r} is not one of {', '.join(ALERT_FORMATS)}")
+    return text.lower()
+
+
+def _parse_ui_url(text: str) -> str | None:
+    if not text:
+        return None
+    url = _split_url(text)
+    if url is None or url.scheme not in ("http", "https") or not url.hostname:
+        raise SettingsError(f"{UI_URL_VAR} is not an http(s) URL of the Dagster UI, e.g. https://dagster.example.com")
+    return text.rstrip("/")
+
+
+def _split_url(text: str) -> SplitResult | None:
+    """The parts of a URL, or None when it cannot be one (spaces, control characters, a bad port)."""
+    if any(char.isspace() or not char.isprintable() for char in text):
+        return None
+    try:
+        url = urlsplit(text)
+        url.port  # noqa: B018 -- raises ValueError for a port that is not a number in range
+    except ValueError:
+        return None
+    return url

@@ -92,9 +92,26 @@ audit_log = Table(
 SOURCE_TABLES = ("tenant", "audit_engagement", "observation", "compliance_requirement", "audit_log")
 
 # Output tables -----------------------------------------------------------------------------------
+#
+# Each column's `comment` is its meaning, from the data contract. It is the one place the meanings are
+# written down: PostgreSQL stores them (COMMENT ON COLUMN, for whoever reads the tables with psql or a
+# BI tool) and the Dagster catalog shows them (`catalog.table_metadata` derives the column schema from
+# these definitions).
 
 PERCENT = Numeric(5, 2)
 SIGNED_PERCENT = Numeric(6, 2)
+SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
+
+
+def tenant_id(**kwargs) -> Column:
+    return Column("tenant_id", Text, comment="The tenant (tenant.id).", **kwargs)
+
+
+def severity_open_count(severity: str, when: str) -> Column:
+    return Column(
+        f"{severity.lower()}_open", Integer, nullable=False,
+        comment=f"Observations open {when} whose severity as of then is {severity}.",
+    )
 
 
 def output_metadata(schema: str | None = None) -> MetaData:
@@ -105,8 +122,11 @@ def output_metadata(schema: str | None = None) -> MetaData:
         return Table(
             name,
             md,
-            Column("tenant_id", Text, primary_key=True),
-            Column("snapshot_date", Date, primary_key=True),
+            tenant_id(primary_key=True),
+            Column(
+                "snapshot_date", Date, primary_key=True,
+                comment="The day D in the reporting time zone; the row describes the world at its end, T(D).",
+            ),
             *columns,
             # A run replaces, reads and checks whole days: without it each of those statements
             # reads every day of the table.
@@ -115,76 +135,138 @@ def output_metadata(schema: str | None = None) -> MetaData:
 
     daily(
         "severity_snapshot",
-        Column("critical_open", Integer, nullable=False),
-        Column("high_open", Integer, nullable=False),
-        Column("medium_open", Integer, nullable=False),
-        Column("low_open", Integer, nullable=False),
-        Column("open_total", Integer, nullable=False),
+        *(severity_open_count(severity, "at T(D)") for severity in SEVERITIES),
+        Column(
+            "open_total", Integer, nullable=False,
+            comment="All observations open at T(D), those of an unknown severity included.",
+        ),
     )
     daily(
         "compliance_snapshot",
-        Column("total", Integer, nullable=False),
-        Column("compliant", Integer, nullable=False),
-        Column("percentage", PERCENT, nullable=True),
+        Column(
+            "total", Integer, nullable=False,
+            comment="Requirements created before T(D) whose status as of T(D) is not NOT_APPLICABLE.",
+        ),
+        Column("compliant", Integer, nullable=False, comment="Requirements whose status as of T(D) is COMPLIANT."),
+        Column(
+            "percentage", PERCENT, nullable=True,
+            comment="100 * compliant / total, rounded to 2 decimals; null when total is 0.",
+        ),
     )
     daily(
         "health_snapshot",
-        Column("severity_score", PERCENT, nullable=False),
-        Column("compliance_score", PERCENT, nullable=False),
-        Column("health_score", Numeric(4, 1), nullable=False),
+        Column(
+            "severity_score", PERCENT, nullable=False,
+            comment="max(0, 100 - (10*critical + 5*high + 2*medium + 1*low)) over the open observations.",
+        ),
+        Column(
+            "compliance_score", PERCENT, nullable=False,
+            comment="The compliance percentage, or 100 when it is null.",
+        ),
+        Column(
+            "health_score", Numeric(4, 1), nullable=False,
+            comment="0.5 * compliance_score + 0.5 * severity_score, rounded to 1 decimal.",
+        ),
     )
     daily(
         "dashboard_snapshot",
-        Column("captured_at", DateTime(timezone=True), nullable=False),
-        Column("metrics", JSON, nullable=False),
+        Column(
+            "captured_at", DateTime(timezone=True), nullable=False,
+            comment="T(D): the instant the snapshot describes (the end of the day), not when it was computed.",
+        ),
+        Column(
+            "metrics", JSON, nullable=False,
+            comment=(
+                "The dashboard's metrics: healthScore, compliance {total, compliant, percentage}, "
+                "severity {total, criticalOpen, highOpen, mediumOpen, lowOpen}."
+            ),
+        ),
     )
     daily(
         "compliance_trend_daily",
-        Column("compliance_percentage", PERCENT, nullable=True),
-        Column("change_1d", SIGNED_PERCENT, nullable=True),
-        Column("rolling_7d_avg", PERCENT, nullable=True),
+        Column(
+            "compliance_percentage", PERCENT, nullable=True,
+            comment="The day's compliance percentage (compliance_snapshot.percentage).",
+        ),
+        Column(
+            "change_1d", SIGNED_PERCENT, nullable=True,
+            comment="The percentage minus the previous day's, when both exist.",
+        ),
+        Column(
+            "rolling_7d_avg", PERCENT, nullable=True,
+            comment="Mean of the non-null percentages of the days D-6..D, rounded to 2 decimals.",
+        ),
     )
     Table(
         "severity_trend_quarterly",
         md,
-        Column("tenant_id", Text, primary_key=True),
-        Column("fiscal_year", Integer, primary_key=True),
-        Column("fiscal_quarter", Integer, primary_key=True),
-        Column("quarter_label", Text, nullable=False),
-        Column("quarter_start", Date, nullable=False),
-        Column("quarter_end", Date, nullable=False),
-        Column("as_of_date", Date, nullable=False),
-        Column("critical_open", Integer, nullable=False),
-        Column("high_open", Integer, nullable=False),
-        Column("medium_open", Integer, nullable=False),
-        Column("low_open", Integer, nullable=False),
+        tenant_id(primary_key=True),
+        Column(
+            "fiscal_year", Integer, primary_key=True,
+            comment="The calendar year in which the fiscal year starts (FY2025 starts in 2025).",
+        ),
+        Column("fiscal_quarter", Integer, primary_key=True, comment="Quarter of the fiscal year, 1 to 4."),
+        Column(
+            "quarter_label", Text, nullable=False,
+            comment="The quarter, then the fiscal year as its two calendar years: Q1 FY2025-26.",
+        ),
+        Column("quarter_start", Date, nullable=False, comment="First day of the quarter."),
+        Column("quarter_end", Date, nullable=False, comment="Last day of the quarter."),
+        Column(
+            "as_of_date", Date, nullable=False,
+            comment="The quarter's latest snapshot day (the quarter in progress too): the counts are that day's.",
+        ),
+        *(severity_open_count(severity, "at the end of as_of_date") for severity in SEVERITIES),
     )
     Table(
         "repeat_finding",
         md,
-        Column("observation_id", Text, primary_key=True),
-        Column("tenant_id", Text, nullable=False),
-        Column("title", Text),
-        Column("status", Text),
-        Column("current_severity", Text),
-        Column("previous_severity", Text),
-        Column("original_observation_id", Text, nullable=False),
-        Column("original_date", Date),
-        Column("occurrence_count", Integer, nullable=False),
+        Column("observation_id", Text, primary_key=True, comment="The repeat observation (observation.id)."),
+        tenant_id(nullable=False),
+        Column("title", Text, comment="Its title, as stored."),
+        Column("status", Text, comment="Its status, as stored."),
+        Column("current_severity", Text, comment="Its severity, trimmed and upper-cased."),
+        Column(
+            "previous_severity", Text,
+            comment="Severity of the observation it repeats (its repeat_of_id), trimmed and upper-cased.",
+        ),
+        Column(
+            "original_observation_id", Text, nullable=False,
+            comment="The first occurrence: the last observation of the chain followed through repeat_of_id.",
+        ),
+        Column(
+            "original_date", Date,
+            comment="The day (reporting time zone) on which the first occurrence was created.",
+        ),
+        Column(
+            "occurrence_count", Integer, nullable=False,
+            comment="Length of the chain, the observation itself included.",
+        ),
     )
     Table(
         "engagement_progress",
         md,
-        Column("engagement_id", Text, primary_key=True),
-        Column("tenant_id", Text, nullable=False),
-        Column("engagement_name", Text),
-        Column("engagement_status", Text),
-        Column("observation_count", Integer, nullable=False),
-        Column("open_count", Integer, nullable=False),
-        Column("closed_count", Integer, nullable=False),
+        Column("engagement_id", Text, primary_key=True, comment="The engagement (audit_engagement.id)."),
+        tenant_id(nullable=False),
+        Column("engagement_name", Text, comment="Its name, as stored."),
+        Column("engagement_status", Text, comment="Its status, as stored."),
+        Column(
+            "observation_count", Integer, nullable=False,
+            comment="Its observations (those of the same tenant).",
+        ),
+        Column("open_count", Integer, nullable=False, comment="Of those, the ones open now (closed_at null)."),
+        Column("closed_count", Integer, nullable=False, comment="Of those, the ones closed now."),
     )
-    history("observation_history", md, "observation_id", "severity")
-    history("requirement_history", md, "requirement_id", "status")
+    history(
+        "observation_history", md, "observation_id", "observation.id", "severity",
+        "The observation's severity as of the end of each day of the run (trimmed, upper case; unknown values "
+        "kept, null stays null), on the days it was open.",
+    )
+    history(
+        "requirement_history", md, "requirement_id", "compliance_requirement.id", "status",
+        "The requirement's status as of the end of each day of the run (trimmed, upper case; unknown values "
+        "kept, null stays null), from its creation on.",
+    )
 
     # The record history's own bookkeeping (not tables of the contract): each log row's parsed field
     # values, by record, so that an update reads only the records new rows touch (audit_log has no
@@ -192,37 +274,43 @@ def output_metadata(schema: str | None = None) -> MetaData:
     Table(
         "history_log_value",
         md,
-        Column("log_id", LOG_ID, primary_key=True, autoincrement=False),
-        Column("record_table", Text, nullable=False),
-        Column("record_id", Text, nullable=False),
-        Column("changed_at", DateTime(timezone=True), nullable=False),
-        Column("change_day", Date, nullable=False),
-        Column("new_present", Boolean, nullable=False),
-        Column("new_value", Text),
-        Column("old_present", Boolean, nullable=False),
-        Column("old_value", Text),
+        Column("log_id", LOG_ID, primary_key=True, autoincrement=False, comment="audit_log.id"),
+        Column("record_table", Text, nullable=False, comment="audit_log.table_name"),
+        Column("record_id", Text, nullable=False, comment="audit_log.record_id"),
+        Column("changed_at", DateTime(timezone=True), nullable=False, comment="audit_log.changed_at"),
+        Column("change_day", Date, nullable=False, comment="changed_at as a day in the reporting time zone"),
+        Column("new_present", Boolean, nullable=False, comment="new_data holds the field (severity or status)"),
+        Column("new_value", Text, comment="its value there, as text (null for JSON null)"),
+        Column("old_present", Boolean, nullable=False, comment="old_data holds the field"),
+        Column("old_value", Text, comment="its value there, as text (null for JSON null)"),
         Index("history_log_value_by_record", "record_table", "record_id"),
+        info=BOOKKEEPING,
     )
     Table(
         "history_log_position",
         md,
-        Column("consumer", Text, primary_key=True),
-        Column("position", Text, nullable=False),  # a log_reader.LogPosition as JSON
-        Column("timezone", Text, nullable=False),  # the days were those of this time zone
+        Column("consumer", Text, primary_key=True, comment="who reads the log from here"),
+        Column("position", Text, nullable=False, comment="a log_reader.LogPosition as JSON"),
+        Column("timezone", Text, nullable=False, comment="the reporting time zone the days were those of"),
+        info=BOOKKEEPING,
     )
     return md
 
 
-def history(name: str, md: MetaData, id_column: str, value_column: str) -> Table:
+# Tables the pipeline keeps for itself, not tables of the contract: no asset shows them.
+BOOKKEEPING = {"bookkeeping": True}
+
+
+def history(name: str, md: MetaData, id_column: str, id_source: str, value_column: str, value_meaning: str) -> Table:
     """A record history: one row per maximal run of days with one place (see the contract)."""
     return Table(
         name,
         md,
-        Column(id_column, Text, primary_key=True),
-        Column("tenant_id", Text),
-        Column(value_column, Text),
-        Column("valid_from", Date, primary_key=True),
-        Column("valid_to", Date),
+        Column(id_column, Text, primary_key=True, comment=f"The record ({id_source})."),
+        Column("tenant_id", Text, comment="The record's tenant (its live row's tenant_id)."),
+        Column(value_column, Text, comment=value_meaning),
+        Column("valid_from", Date, primary_key=True, comment="The first day of this run of days with one value."),
+        Column("valid_to", Date, comment="The day after its last day; null while the run goes on."),
         # A run's snapshots read the runs that overlap its days: mostly those still open.
         Index(f"{name}_by_valid_to", "valid_to"),
     )

@@ -11,6 +11,7 @@ from typing import Callable, Iterator
 import dagster as dg
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from ..catalog import table_metadata
 from ..warehouse import Warehouse, WriteResult
 
 # Transient database failures (a dropped connection, a server restart, a lock timeout) are retried
@@ -19,9 +20,15 @@ TRANSIENT_RETRIES = 3
 TRANSIENT_FIRST_WAIT_SECONDS = 2
 
 
-def table_spec(name: str, group: str, description: str, deps: tuple = ()) -> dg.AssetSpec:
-    """An output table written by SQL, as one asset of a multi-asset."""
-    return dg.AssetSpec(name, group_name=group, kinds={"sql"}, description=description, deps=deps)
+def table_spec(
+    name: str, group: str, description: str, partitions_def: dg.PartitionsDefinition | None = None, deps: tuple = ()
+) -> dg.AssetSpec:
+    """An output table written by SQL, as one asset of a multi-asset, with its columns and table
+    name in the catalog (give the multi-asset's partitions definition, if any, to say so too)."""
+    return dg.AssetSpec(
+        name, group_name=group, kinds={"sql"}, description=description, deps=deps,
+        metadata=table_metadata(name, partitions_def),
+    )
 
 
 def run_days(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:

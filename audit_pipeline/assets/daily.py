@@ -3,6 +3,7 @@
 import dagster as dg
 
 from .. import source_checks
+from ..catalog import table_metadata
 from ..partitions import daily_partitions
 from ..resources import DatabaseResource
 from ._run import run_days, table_spec, write, write_at_once
@@ -18,10 +19,12 @@ daily = dict(
 
 severity_snapshot = table_spec(
     "severity_snapshot", GROUP, "Open observations per tenant and day, by severity as of the day's end.",
+    daily_partitions,
     deps=(observation_history,),
 )
 compliance_snapshot = table_spec(
     "compliance_snapshot", GROUP, "Compliance requirements per tenant and day, by status as of the day's end.",
+    daily_partitions,
     deps=(requirement_history,),
 )
 
@@ -55,6 +58,7 @@ def log_snapshots(context: dg.AssetExecutionContext, database: DatabaseResource)
     kinds={"sql"},
     deps=[severity_snapshot, compliance_snapshot],
     description="Severity, compliance and health scores.",
+    metadata=table_metadata("health_snapshot", daily_partitions),
 )
 def health_snapshot(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
     start, end = run_days(context)
@@ -67,6 +71,7 @@ def health_snapshot(context: dg.AssetExecutionContext, database: DatabaseResourc
     kinds={"sql"},
     deps=[severity_snapshot, compliance_snapshot, health_snapshot],
     description="The dashboard's metrics JSON, captured_at the end of the day it describes.",
+    metadata=table_metadata("dashboard_snapshot", daily_partitions),
 )
 def dashboard_snapshot(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
     start, end = run_days(context)

@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from ..catalog import table_metadata
+from ..partitions import daily_partitions
 from ..resources import DatabaseResource
 from .daily import compliance_snapshot, daily, severity_snapshot
 from ..sql import trends as trend_sql
@@ -19,6 +21,7 @@ GROUP = "trends"
     # marks the trend of D..D+6 stale, and a range run needs its upstream days first.
     deps=[dg.AssetDep(compliance_snapshot, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-6))],
     description="Daily compliance percentage with its 1-day change and 7-day rolling average.",
+    metadata=table_metadata("compliance_trend_daily", daily_partitions),
 )
 def compliance_trend_daily(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
     start, end = run_days(context)
@@ -38,6 +41,7 @@ def compliance_trend_daily(context: dg.AssetExecutionContext, database: Database
     kinds={"sql"},
     deps=[severity_snapshot],
     description="Open findings by severity at the latest snapshot of each fiscal quarter (rebuilt whole).",
+    metadata=table_metadata("severity_trend_quarterly"),
 )
 def severity_trend_quarterly(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
     # Rebuilt from all snapshots: a quarter's row can depend on days outside any one run's range.
