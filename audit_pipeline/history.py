@@ -42,7 +42,7 @@ class HistoryUpdate:
     mode: str  # "rebuild" or "update"
     reason: str
     log_rows_read: int
-    records_derived: int  # records whose history was derived (all of them on a rebuild)
+    records_derived: int | None  # records whose history was derived (None: all of them, a rebuild)
     rows: dict[str, int]  # rows of each history table afterwards
     problems: dict[str, list[tuple]]  # per history table: its runs that break its shape, among those derived
     position: LogPosition
@@ -68,16 +68,23 @@ def update_record_history(w: Warehouse, full_rebuild: bool = False, now: float |
             if len(batch.rows) >= MAX_UPDATE_ROWS:
                 reason, batch = f"more than {MAX_UPDATE_ROWS:,} new log rows", None
         params = w.common_params()
+        for setting in w.dialect.bulk_settings:
+            conn.execute(text(setting))
         if batch is None:
             position = start_position(conn, now)
-            conn.execute(text(f"DELETE FROM {log_values}"))
+            conn.execute(text(w.dialect.empty(log_values)))
+            indexes = w.metadata.tables[w.table_key("history_log_value")].indexes
+            for index in indexes:
+                index.drop(conn)
             conn.execute(text(sql.load_log_values(w.dialect, log_values, only_new=False)), params)
+            for index in indexes:
+                index.create(conn)
+            conn.execute(text(f"ANALYZE {log_values}"))  # the next statements' plans depend on its size
             for kind, target in histories.items():
-                conn.execute(text(sql.delete_history(kind, target, only_touched=False)))
+                conn.execute(text(w.dialect.empty(target)))
                 conn.execute(text(sql.insert_history(w.dialect, kind, target, log_values, only_touched=False)), params)
             problems = _problems(conn, w, histories, only_touched=False)
-            records = _count_records(conn, histories)
-            log_rows, given_up = _count(conn, log_values), ()
+            records, log_rows, given_up = None, _count(conn, log_values), ()
         else:
             position, given_up, problems = batch.position, batch.given_up, {kind.history: [] for kind in sql.KINDS}
             touched = {(table, record) for _, table, record in batch.rows if table in {k.log_table for k in sql.KINDS}}
@@ -85,7 +92,7 @@ def update_record_history(w: Warehouse, full_rebuild: bool = False, now: float |
                 _fill_temporary(conn, batch.ids, touched)
                 conn.execute(text(sql.load_log_values(w.dialect, log_values, only_new=True)), params)
                 for kind, target in histories.items():
-                    conn.execute(text(sql.delete_history(kind, target, only_touched=True)))
+                    conn.execute(text(sql.delete_touched_history(kind, target)))
                     conn.execute(text(sql.insert_history(w.dialect, kind, target, log_values, only_touched=True)), params)
                 problems = _problems(conn, w, histories, only_touched=True)
                 _drop_temporary(conn)
@@ -138,9 +145,3 @@ def _drop_temporary(conn: Connection) -> None:
 def _count(conn: Connection, table: str) -> int:
     return conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
 
-
-def _count_records(conn: Connection, histories: dict) -> int:
-    return sum(
-        conn.execute(text(f"SELECT count(DISTINCT {kind.id_column}) FROM {target}")).scalar_one()
-        for kind, target in histories.items()
-    )

@@ -78,10 +78,11 @@ class Warehouse:
 
     def table_ref(self, name: str) -> str:
         """The quoted (and schema-qualified) name of an output table, for splicing into SQL."""
-        table = self.metadata.tables[self._key(name)]
+        table = self.metadata.tables[self.table_key(name)]
         return self.engine.dialect.identifier_preparer.format_table(table)
 
-    def _key(self, name: str) -> str:
+    def table_key(self, name: str) -> str:
+        """The key of an output table in `self.metadata`."""
         schema = self.settings.output_schema
         return f"{schema}.{name}" if schema else name
 

@@ -74,7 +74,7 @@ def record_history(context: dg.AssetExecutionContext, config: HistoryConfig, dat
         )
     context.log.info(
         f"record history: {update.mode} ({update.reason}): {update.log_rows_read} log rows, "
-        f"{update.records_derived} records derived in {update.seconds:.2f} s"
+        f"{'all' if update.records_derived is None else update.records_derived} records derived in {update.seconds:.2f} s"
     )
     for spec in specs:
         if spec.key in context.selected_asset_keys:
@@ -82,7 +82,7 @@ def record_history(context: dg.AssetExecutionContext, config: HistoryConfig, dat
     for spec in specs:
         if dg.AssetCheckKey(spec.key, RUNS_WELL_FORMED) in context.selected_asset_check_keys:
             yield problems_result(update.problems[spec.key.path[-1]], asset_key=spec.key, check_name=RUNS_WELL_FORMED,
-                                  records_checked=update.records_derived)
+                                  records_checked="all" if update.records_derived is None else update.records_derived)
 
 
 def history_metadata(update: HistoryUpdate, table: str) -> dict:
@@ -91,7 +91,7 @@ def history_metadata(update: HistoryUpdate, table: str) -> dict:
         "mode": update.mode,
         "reason": update.reason,
         "log_rows_read": dg.MetadataValue.int(update.log_rows_read),
-        "records_derived": dg.MetadataValue.int(update.records_derived),
+        "records_derived": "all" if update.records_derived is None else dg.MetadataValue.int(update.records_derived),
         "log_position": dg.MetadataValue.int(update.position.after),
         "log_ids_waited_for": dg.MetadataValue.int(update.position.waiting_ids),
         "seconds": dg.MetadataValue.float(round(update.seconds, 3)),

@@ -78,9 +78,7 @@ def touched(kind: RecordKind) -> str:
     return f"SELECT record_id FROM {TOUCHED_RECORDS} WHERE record_table = '{kind.log_table}'"
 
 
-def delete_history(kind: RecordKind, target: str, only_touched: bool) -> str:
-    if not only_touched:
-        return f"DELETE FROM {target}"
+def delete_touched_history(kind: RecordKind, target: str) -> str:
     return f"DELETE FROM {target} WHERE {kind.id_column} IN ({touched(kind)})"
 
 
