@@ -7,6 +7,12 @@ are built from code-defined column names only; values always travel as bound par
 SQLite has no time zones and no timestamp type: instants are text. Two small Python functions,
 registered on every SQLite connection, turn such text into a UTC instant (for ordering) and into the
 local day in the reporting time zone (for day arithmetic). PostgreSQL does both natively.
+
+PostgreSQL instants may be `timestamptz` or, as Prisma makes every `DateTime`, `timestamp(3) without
+time zone` holding UTC. Every instant is cast to timestamptz before it is compared or converted to a
+local day: a no-op for timestamptz, and for a naive column a reading in the session's time zone,
+which `use_utc_sessions` makes UTC on every connection. So both column types are read as UTC
+instants, whatever the server's, database's or role's time zone.
 """
 
 from __future__ import annotations
@@ -117,10 +123,14 @@ class PostgresDialect(Dialect):
         return f"pg_temp.audit_pipeline_json({column})" if self.images_are_text else column
 
     def instant(self, expr: str) -> str:
-        return expr
+        # A no-op on timestamptz (PostgreSQL adds no cast between equal types); a naive timestamp
+        # is read in the session's time zone, UTC (see use_utc_sessions).
+        return f"CAST({expr} AS timestamptz)"
 
     def local_day(self, expr: str) -> str:
-        return f"CAST(timezone(CAST(:tz AS text), {expr}) AS date)"
+        # timezone(zone, timestamp) would take a naive value as wall-clock time *in* that zone:
+        # the cast first makes it an instant.
+        return f"CAST(timezone(CAST(:tz AS text), {self.instant(expr)}) AS date)"
 
     def json_field(self, column: str, field: str) -> str:
         # `->` yields SQL NULL for a missing key and for non-objects (arrays, scalars), but JSON
@@ -247,6 +257,28 @@ def _local_day(value, tz_name: str) -> str | None:
 def register_sqlite_functions(dbapi_connection: sqlite3.Connection) -> None:
     dbapi_connection.create_function("audit_utc_instant", 1, _utc_instant, deterministic=True)
     dbapi_connection.create_function("audit_local_day", 2, _local_day, deterministic=True)
+
+
+def use_utc_sessions(engine: Engine) -> None:
+    """Every PostgreSQL session of `engine` runs in UTC, so that a `timestamp without time zone`
+    column holding UTC (Prisma's `DateTime`) is read as the instant it means.
+
+    PostgreSQL converts such a value to timestamptz in the session's time zone, which comes from the
+    server, the database or the role (`ALTER DATABASE ... SET timezone`) and may be anything. Set on
+    connect, not in the URL's `options`, which would replace an operator's own options.
+    """
+    if engine.dialect.name != "postgresql":
+        return
+
+    @event.listens_for(engine, "connect", insert=True)
+    def _utc_session(dbapi_connection, _record):
+        # Outside any transaction, so that a later rollback cannot undo it (SQLAlchemy's recipe).
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SET TIME ZONE 'UTC'")
+        cursor.close()
+        dbapi_connection.autocommit = autocommit
 
 
 def install_sqlite_functions(engine: Engine) -> None:

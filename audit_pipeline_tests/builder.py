@@ -130,3 +130,17 @@ def sqlite_engine(path) -> Engine:
     from sqlalchemy.engine import URL
 
     return create_database_engine(URL.create("sqlite", database=str(path)))
+
+
+def create_source_tables(engine: Engine, instant_type) -> None:
+    """The source tables with every instant column of `instant_type`, e.g. Prisma's `DateTime`,
+    `timestamp(3) without time zone` holding UTC, instead of timestamptz."""
+    from sqlalchemy import DateTime, MetaData
+
+    metadata = MetaData()
+    for table in tables.source_metadata.sorted_tables:
+        copy = table.to_metadata(metadata)
+        for column in copy.columns:
+            if isinstance(column.type, DateTime):
+                column.type = instant_type
+    metadata.create_all(engine)
