@@ -95,6 +95,22 @@ class Dialect:
     def instant_param(self, instant: dt.datetime):
         return instant
 
+    def day_before(self, day: str) -> str:
+        """The day before a day expression (calendar arithmetic: no time zone involved)."""
+        raise NotImplementedError
+
+    # Numbers inside a JSON document (the dashboard's metrics): json_document() reads a column once
+    # (in a CTE), json_number() takes one number out of the result by its path of keys.
+
+    def json_document(self, column: str) -> str:
+        """The column's JSON in the form json_number reads; NULL when it is not JSON."""
+        raise NotImplementedError
+
+    def json_number(self, document: str, path: tuple[str, ...]) -> str:
+        """The JSON number at `path` (keys written in code), as a number; NULL when absent or not a
+        number (a string, a boolean, JSON null)."""
+        raise NotImplementedError
+
 
 # For an audit_log whose images are stored in a text column (not json/jsonb): invalid JSON reads as
 # "no image" instead of failing the statement. Session-local (pg_temp), so nothing is created in
@@ -163,6 +179,17 @@ class PostgresDialect(Dialect):
     def find(self, haystack: str, needle: str) -> str:
         return f"strpos({haystack}, {needle})"
 
+    def day_before(self, day: str) -> str:
+        return f"CAST({day} - 1 AS date)"
+
+    def json_document(self, column: str) -> str:
+        # jsonb is parsed once; every json operator would parse a json value again.
+        return f"CAST({column} AS jsonb)"
+
+    def json_number(self, document: str, path: tuple[str, ...]) -> str:
+        keys = "{" + ",".join(path) + "}"
+        return f"CASE WHEN jsonb_typeof({document} #> '{keys}') = 'number' THEN CAST({document} #>> '{keys}' AS numeric) END"
+
 
 class SqliteDialect(Dialect):
     name = "sqlite"
@@ -204,6 +231,16 @@ class SqliteDialect(Dialect):
 
     def find(self, haystack: str, needle: str) -> str:
         return f"instr({haystack}, {needle})"
+
+    def day_before(self, day: str) -> str:
+        return f"date({day}, '-1 day')"
+
+    def json_document(self, column: str) -> str:
+        return self._valid_json(column)
+
+    def json_number(self, document: str, path: tuple[str, ...]) -> str:
+        keys = "$" + "".join(f'."{key}"' for key in path)
+        return f"CASE WHEN json_type({document}, '{keys}') IN ('integer', 'real') THEN json_extract({document}, '{keys}') END"
 
     def day_param(self, day: dt.date):
         return day.isoformat()

@@ -23,10 +23,12 @@ START_DATE_VAR = "AUDIT_PIPELINE_START_DATE"
 FISCAL_YEAR_START_MONTH_VAR = "AUDIT_PIPELINE_FISCAL_YEAR_START_MONTH"
 OUTPUT_SCHEMA_VAR = "AUDIT_PIPELINE_OUTPUT_SCHEMA"
 ALERT_WEBHOOK_VAR = "AUDIT_PIPELINE_ALERT_WEBHOOK"
+LEGACY_SNAPSHOT_TABLE_VAR = "AUDIT_PIPELINE_LEGACY_SNAPSHOT_TABLE"
 
 DEFAULT_TIMEZONE = "Asia/Kolkata"
 DEFAULT_START_DATE = "2024-04-01"
 DEFAULT_FISCAL_YEAR_START_MONTH = "4"
+DEFAULT_LEGACY_SNAPSHOT_TABLE = "DashboardSnapshot"  # the old job's Prisma model, unmapped
 
 # The embedded demo database: a SQLite file below the working directory (the repository root for
 # `make demo`, `make dev` and `dagster dev`), created with demo data on first use.
@@ -47,6 +49,9 @@ class Settings:
     fiscal_year_start_month: int
     output_schema: str | None
     alert_webhook: str | None
+    # The old cron job's table, read to compare: (schema or None, table), each spelled exactly as in
+    # the database (always quoted in SQL, so mixed case such as Prisma's "DashboardSnapshot" works).
+    legacy_snapshot_table: tuple[str | None, str] = (None, DEFAULT_LEGACY_SNAPSHOT_TABLE)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -73,6 +78,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         fiscal_year_start_month=_parse_month(get(FISCAL_YEAR_START_MONTH_VAR, DEFAULT_FISCAL_YEAR_START_MONTH)),
         output_schema=_parse_schema(get(OUTPUT_SCHEMA_VAR)),
         alert_webhook=get(ALERT_WEBHOOK_VAR) or None,
+        legacy_snapshot_table=_parse_table_name(get(LEGACY_SNAPSHOT_TABLE_VAR, DEFAULT_LEGACY_SNAPSHOT_TABLE)),
     )
 
 
@@ -132,3 +138,14 @@ def _parse_schema(text: str) -> str | None:
     if not _SCHEMA_NAME.match(text):
         raise SettingsError(f"{OUTPUT_SCHEMA_VAR}={text!r} is not a plain SQL identifier")
     return text
+
+
+def _parse_table_name(text: str) -> tuple[str | None, str]:
+    """`Table` or `schema.Table`: plain identifiers, case kept (they are quoted, never folded)."""
+    parts = text.split(".")
+    if len(parts) > 2 or not all(_SCHEMA_NAME.match(part) for part in parts):
+        raise SettingsError(
+            f"{LEGACY_SNAPSHOT_TABLE_VAR}={text!r} is not a table name (letters, digits and _, "
+            "optionally schema.table, e.g. DashboardSnapshot)"
+        )
+    return (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])

@@ -14,23 +14,27 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.dialects import postgresql
 
+from audit_pipeline import tables
 from audit_pipeline.resources import create_database_engine
 from audit_pipeline.settings import parse_database_url
 
 from .builder import SourceBuilder, create_source_tables, rows, warehouse
 
-INSTANT_TYPES = {
-    "timestamp(3) without time zone": postgresql.TIMESTAMP(timezone=False, precision=3),
-    "timestamptz": postgresql.TIMESTAMP(timezone=True),
+# Prisma's DateTime and Json; the contract's timestamptz and json.
+PRISMA, CONTRACT = "timestamp(3) without time zone, jsonb", "timestamptz, json"
+COLUMN_TYPES = {
+    PRISMA: (postgresql.TIMESTAMP(timezone=False, precision=3), postgresql.JSONB()),
+    CONTRACT: (postgresql.TIMESTAMP(timezone=True), postgresql.JSON()),
 }
 RANGE = (dt.date(2024, 6, 8), dt.date(2024, 6, 13))
 
 
-@pytest.fixture(params=list(INSTANT_TYPES))
+@pytest.fixture(params=list(COLUMN_TYPES))
 def new_york_engine(request, new_york_pg_url):
     engine = create_database_engine(parse_database_url(new_york_pg_url))
-    create_source_tables(engine, INSTANT_TYPES[request.param])
-    engine.instant_type = request.param
+    create_source_tables(engine, *COLUMN_TYPES[request.param])
+    create_source_tables(engine, *COLUMN_TYPES[request.param], metadata=tables.legacy_metadata)
+    engine.column_types = request.param
     yield engine
     engine.dispose()
 
@@ -60,7 +64,7 @@ def test_snapshots_read_either_column_type_as_utc(new_york_engine):
     # HIGH -> CRITICAL at 2024-06-11 23:00 IST (17:30 UTC): CRITICAL as of T(06-11)
     src.log("observation", "o1", "2024-06-11 23:00:00", old={"severity": "HIGH"}, new={"severity": "CRITICAL"})
     src.requirement("r1", status="COMPLIANT", created="2024-06-10 22:00:00")  # counts from 06-10
-    if engine.instant_type.startswith("timestamp(3)"):
+    if engine.column_types == PRISMA:
         with engine.connect() as conn:  # stored as Prisma stores it: the UTC wall-clock time
             stored = conn.execute(text("SELECT CAST(created_at AS text) FROM tenant")).scalar_one()
         assert stored == "2024-06-10 18:00:00"
@@ -77,3 +81,17 @@ def test_snapshots_read_either_column_type_as_utc(new_york_engine):
     assert rows(engine, "compliance_snapshot", dt.date(2024, 6, 10))["t1"]["compliant"] == 1
     captured = rows(engine, "dashboard_snapshot", dt.date(2024, 6, 10))["t1"]["captured_at"]
     assert captured == dt.datetime(2024, 6, 10, 18, 30, tzinfo=dt.timezone.utc)  # T(06-10)
+
+
+def test_the_legacy_comparison_reads_either_column_type_as_utc(new_york_engine):
+    from . import test_legacy
+
+    engine = new_york_engine
+    test_legacy.history(engine)
+    test_legacy.add_legacy_rows(engine)  # into the table made above, with these column types
+    if engine.column_types == PRISMA:
+        with engine.connect() as conn:
+            stored = conn.execute(text('SELECT CAST("capturedAt" AS text) FROM "DashboardSnapshot" WHERE id = \'D\'')).scalar_one()
+        assert stored == "2024-06-10 19:30:00"  # 2024-06-11 01:00 IST, as UTC wall-clock time
+    warehouse(engine).write_legacy_snapshot_diff(*test_legacy.RANGE)
+    test_legacy.assert_expected_rows(engine)

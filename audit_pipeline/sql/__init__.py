@@ -1,0 +1,1 @@
+"""The pipeline's SQL, one module per family of statements."""
