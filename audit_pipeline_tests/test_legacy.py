@@ -288,3 +288,76 @@ def test_postgres_schema_qualified_name_and_a_role_that_may_not_read_it(pg_datab
             conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
             conn.execute(text(f"DROP ROLE IF EXISTS {role}"))
         admin.dispose()
+
+
+RANGE_TAGS = {"dagster/asset_partition_range_start": "2024-06-10", "dagster/asset_partition_range_end": "2024-06-13"}
+
+
+def materialize_comparison(db_url):
+    import dagster as dg
+
+    from audit_pipeline.assets.legacy import legacy_snapshot_diff
+    from audit_pipeline.resources import DatabaseResource
+
+    return dg.materialize([legacy_snapshot_diff], resources={"database": DatabaseResource(url=db_url)},
+                          tags=RANGE_TAGS, raise_on_error=False)
+
+
+def test_the_asset_reports_what_the_team_reads(engine, db_url):
+    history(engine)
+    add_legacy_rows(engine)
+    result = materialize_comparison(db_url)
+    assert result.success
+    materializations = result.asset_materializations_for_node("legacy_snapshot_diff")
+    assert len(materializations) == 4  # one per day of the range run
+    meta = {k: v.value for k, v in materializations[0].metadata.items()}
+    assert meta["dagster/row_count"] == len(EXPECTED)
+    assert {k: meta[k] for k in (
+        "tenant_days_compared", "tenant_days_matching", "tenant_days_differing", "differences_explained_by_log",
+        "differences_unexplained", "tenant_days_with_reruns", "tenant_days_not_in_pipeline",
+        "tenant_days_missed_by_old_job", "nights_missed_by_old_job", "days_outside_old_job")} == {
+        # compared: t1 and t2 on 06-10..12, gone on 06-10; matching: t1 06-11; explained: C and E
+        "tenant_days_compared": 7, "tenant_days_matching": 1, "tenant_days_differing": 6,
+        "differences_explained_by_log": 2, "differences_unexplained": 4, "tenant_days_with_reruns": 1,
+        "tenant_days_not_in_pipeline": 1,
+        "tenant_days_missed_by_old_job": 2, "nights_missed_by_old_job": 1,  # 06-13, t1 and t2
+        "days_outside_old_job": 0,
+    }
+    assert meta["old_job_describes"] == "2024-06-09..2024-06-14"  # from the rows before and after the range
+    assert meta["differences_by_metric"]["healthScore"] == {"differences": 5, "explained_by_log": 2}
+    assert meta["differences_by_metric"]["compliance.percentage"] == {"differences": 1, "explained_by_log": 1}
+    assert sum(m["differences"] for m in meta["differences_by_metric"].values()) == len(EXPECTED)
+    worst = meta["worst days (first 10)"].splitlines()
+    # 06-10: A, D and F unexplained; 06-12: G unexplained, C explained; 06-11: E explained; 06-13: missed
+    assert [line.split(" | ")[0].strip("| ") for line in worst[2:]] == ["2024-06-10", "2024-06-12", "2024-06-11", "2024-06-13"]
+    assert worst[2] == "| 2024-06-10 | 3 | 0 | 3 | 0 | 3 | 0 | 1 |  |"
+    assert worst[5] == "| 2024-06-13 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 2 |"
+    largest = meta["largest unexplained differences (first 10)"].splitlines()[2:]
+    assert largest[:2] == ["| 2024-06-10 | t2 | healthScore | 95 | 100 |", "| 2024-06-10 | t1 | severity.highOpen | 2 | 1 |"]
+    assert largest[5:8] == ["| 2024-06-12 | t2 | healthScore |  | 100 |", "| 2024-06-12 | t2 | severity.lowOpen |  | 0 |",
+                            "| 2024-06-10 | gone | compliance.compliant | 0 |  |"]
+
+
+def test_the_asset_without_the_table_says_so_and_writes_nothing(engine, db_url):
+    history(engine)
+    result = materialize_comparison(db_url)
+    assert result.success
+    meta = result.asset_materializations_for_node("legacy_snapshot_diff")[0].metadata
+    assert meta["legacy_table"].value == '"DashboardSnapshot" does not exist: nothing compared'
+    assert meta["dagster/row_count"].value == 0 and count(engine, "legacy_snapshot_diff") == 0
+
+
+def test_the_asset_stops_on_a_table_of_another_shape(engine, db_url):
+    import dagster as dg
+
+    history(engine)
+    with engine.begin() as conn:
+        conn.execute(text('CREATE TABLE "DashboardSnapshot" (id text PRIMARY KEY, tenant text, "capturedAt" timestamp, metrics json)'))
+    result = materialize_comparison(db_url)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    from audit_pipeline.sensors import root_cause
+
+    assert root_cause(failure.step_failure_data.error).endswith(
+        'does not have the contract\'s shape (id, "tenantId", "capturedAt", metrics): no column "tenantId". '
+        "Nothing was compared; the table was not touched")

@@ -255,11 +255,11 @@ def differences_by_metric(diff: str) -> str:
 
 
 def largest_unexplained(diff: str) -> str:
-    """The differences no log row explains, those with a missing side first, then the largest."""
+    """The differences no log row explains: the largest first, then those with a missing side."""
     return f"""
     SELECT snapshot_date, tenant_id, metric, legacy_value, pipeline_value FROM {diff}
     WHERE {IN_RANGE} AND log_rows_between = 0
-    ORDER BY CASE WHEN legacy_value IS NULL OR pipeline_value IS NULL THEN 1 ELSE 0 END DESC,
+    ORDER BY CASE WHEN legacy_value IS NULL OR pipeline_value IS NULL THEN 1 ELSE 0 END,
              abs(legacy_value - pipeline_value) DESC, snapshot_date DESC, tenant_id, metric
     LIMIT {PREVIEW_ROWS}
     """
