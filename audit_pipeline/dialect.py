@@ -111,6 +111,11 @@ class Dialect:
         number (a string, a boolean, JSON null)."""
         raise NotImplementedError
 
+    def is_distinct(self, a: str, b: str) -> str:
+        """a and b differ, a null equal to a null only. Each operand is written once, so that an
+        expensive expression is not evaluated twice."""
+        raise NotImplementedError
+
 
 # For an audit_log whose images are stored in a text column (not json/jsonb): invalid JSON reads as
 # "no image" instead of failing the statement. Session-local (pg_temp), so nothing is created in
@@ -190,6 +195,9 @@ class PostgresDialect(Dialect):
         keys = "{" + ",".join(path) + "}"
         return f"CASE WHEN jsonb_typeof({document} #> '{keys}') = 'number' THEN CAST({document} #>> '{keys}' AS numeric) END"
 
+    def is_distinct(self, a: str, b: str) -> str:
+        return f"({a} IS DISTINCT FROM {b})"
+
 
 class SqliteDialect(Dialect):
     name = "sqlite"
@@ -241,6 +249,9 @@ class SqliteDialect(Dialect):
     def json_number(self, document: str, path: tuple[str, ...]) -> str:
         keys = "$" + "".join(f'."{key}"' for key in path)
         return f"CASE WHEN json_type({document}, '{keys}') IN ('integer', 'real') THEN json_extract({document}, '{keys}') END"
+
+    def is_distinct(self, a: str, b: str) -> str:
+        return f"({a} IS NOT {b})"  # SQLite's IS NOT is null-safe
 
     def day_param(self, day: dt.date):
         return day.isoformat()

@@ -142,11 +142,6 @@ def _ranked_captures(d: Dialect, legacy: LegacyTable) -> str:
     )"""
 
 
-def _differ(a: str, b: str) -> str:
-    """`a IS DISTINCT FROM b`, spelled so that both databases read it (null equals null)."""
-    return f"(CASE WHEN {a} IS NULL AND {b} IS NULL THEN 0 WHEN {a} IS NULL OR {b} IS NULL THEN 1 WHEN {a} = {b} THEN 0 ELSE 1 END) = 1"
-
-
 def _metric_value(d: Dialect, document: str) -> str:
     branches = " ".join(f"WHEN '{metric}' THEN {d.json_number(document, path)}" for metric, path in METRICS.items())
     return f"CASE m.metric {branches} END"
@@ -160,7 +155,26 @@ def snapshot_diff(d: Dialect, target: str, dashboard: str, legacy: LegacyTable |
     return f"""
     WITH {_ranked_captures(d, legacy)},
     earliest AS (SELECT * FROM ranked WHERE pick = 1),
-    log_in_window AS (
+    compared AS {d.materialized} (
+        -- each JSON document read once here, then nine numbers taken out of it
+        SELECT e.tenant_id, e.snapshot_date, e.capture_day, e.captured_at,
+               {d.json_document('e.metrics')} AS legacy_metrics, {d.json_document('p.metrics')} AS pipeline_metrics
+        FROM earliest e
+        LEFT JOIN {dashboard} p ON p.tenant_id = e.tenant_id AND p.snapshot_date = e.snapshot_date
+    ),
+    metric_names (metric) AS (VALUES {metric_names}),
+    differing AS {d.materialized} (
+        SELECT * FROM (
+            SELECT c.tenant_id, c.snapshot_date, c.capture_day, c.captured_at, m.metric,
+                   {_metric_value(d, 'c.legacy_metrics')} AS legacy_value,
+                   {_metric_value(d, 'c.pipeline_metrics')} AS pipeline_value
+            FROM compared c CROSS JOIN metric_names m
+        ) AS pairs
+        WHERE {d.is_distinct('legacy_value', 'pipeline_value')}
+    ),
+    log_in_window AS {d.materialized} (
+        -- audit_log has no index the pipeline may add: read once (only its rows of the window
+        -- are kept), not once per tenant-day
         SELECT tenant_id, {d.instant('changed_at')} AS changed_at, {d.local_day('changed_at')} AS c_day
         FROM audit_log
         WHERE tenant_id IS NOT NULL
@@ -168,31 +182,17 @@ def snapshot_diff(d: Dialect, target: str, dashboard: str, legacy: LegacyTable |
           AND {d.instant('changed_at')} < {d.instant(':captures_until')}
     ),
     log_between AS (
-        -- T(D) <= changed_at < capturedAt: on the capture's local day (D+1), before it
-        SELECT e.tenant_id, e.snapshot_date, count(*) AS log_rows
-        FROM earliest e
-        JOIN log_in_window l ON l.tenant_id = e.tenant_id AND l.c_day = e.capture_day AND l.changed_at < e.captured_at
-        GROUP BY e.tenant_id, e.snapshot_date
-    ),
-    compared AS {d.materialized} (
-        -- each JSON document read once here, then nine numbers taken out of it
-        SELECT e.tenant_id, e.snapshot_date, e.captured_at, coalesce(b.log_rows, 0) AS log_rows_between,
-               {d.json_document('e.metrics')} AS legacy_metrics, {d.json_document('p.metrics')} AS pipeline_metrics
-        FROM earliest e
-        LEFT JOIN {dashboard} p ON p.tenant_id = e.tenant_id AND p.snapshot_date = e.snapshot_date
-        LEFT JOIN log_between b ON b.tenant_id = e.tenant_id AND b.snapshot_date = e.snapshot_date
-    ),
-    metric_names (metric) AS (VALUES {metric_names}),
-    pairs AS (
-        SELECT c.tenant_id, c.snapshot_date, c.captured_at, m.metric, c.log_rows_between,
-               {_metric_value(d, 'c.legacy_metrics')} AS legacy_value,
-               {_metric_value(d, 'c.pipeline_metrics')} AS pipeline_value
-        FROM compared c CROSS JOIN metric_names m
+        -- T(D) <= changed_at < capturedAt: on the capture's local day (D+1), before it; counted
+        -- only where something differs
+        SELECT x.tenant_id, x.snapshot_date, count(*) AS log_rows
+        FROM (SELECT DISTINCT tenant_id, snapshot_date, capture_day, captured_at FROM differing) AS x
+        JOIN log_in_window l ON l.tenant_id = x.tenant_id AND l.c_day = x.capture_day AND l.changed_at < x.captured_at
+        GROUP BY x.tenant_id, x.snapshot_date
     )
     INSERT INTO {target} (tenant_id, snapshot_date, captured_at, metric, legacy_value, pipeline_value, log_rows_between)
-    SELECT tenant_id, snapshot_date, captured_at, metric, legacy_value, pipeline_value, log_rows_between
-    FROM pairs
-    WHERE {_differ('legacy_value', 'pipeline_value')}
+    SELECT x.tenant_id, x.snapshot_date, x.captured_at, x.metric, x.legacy_value, x.pipeline_value, coalesce(b.log_rows, 0)
+    FROM differing x
+    LEFT JOIN log_between b ON b.tenant_id = x.tenant_id AND b.snapshot_date = x.snapshot_date
     """
 
 
