@@ -11,6 +11,11 @@ instants exactly at and one second before midnight in IST; observations closed b
 created; deleted records; repeat cycles and links into another tenant; engagements holding
 another tenant's observations; tenants not onboarded or created mid-history; names with quotes and
 non-ASCII text; log images that are not JSON objects.
+
+It also writes the old nightly cron job's `"DashboardSnapshot"` table, as that job would have: from
+OLD_JOB_START, about 01:00 IST each night, one row per onboarded tenant with the metrics of that
+moment ("now"), with the flaws of the real one: nights it failed, nights it crashed half-way, re-runs
+later in the morning, late starts, and a few numbers nothing in the log explains.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ import json
 import os
 import random
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from sqlalchemy import Engine, bindparam, insert, update
+from sqlalchemy import JSON, Engine, bindparam, insert, update
 from sqlalchemy.engine import URL
 
 from . import tables
@@ -73,6 +80,13 @@ class Demo:
     history_start: dt.datetime = HISTORY_START
     trigger_start: dt.datetime = TRIGGER_START
     history_factor: int = 1
+    # What happened to each live record, as the old job saw it happen: (instant, kind, record, value),
+    # kind "opened", "severity", "closed" (observations) or "created", "status" (requirements).
+    events: dict[str, list[tuple]] = field(default_factory=dict)  # by tenant
+    legacy: list[dict] = field(default_factory=list)  # the old job's "DashboardSnapshot" rows
+
+    def record_events(self, tenant_id: str, *events: tuple) -> None:
+        self.events.setdefault(tenant_id, []).extend(events)
 
     def log_change(self, tenant_id, table, record_id, action, old, new, at) -> None:
         if at < self.trigger_start:
@@ -103,6 +117,8 @@ def generate(scale: int = 1, seed: int = 20240401, history_factor: int = 1) -> D
     demo.log.sort(key=lambda row: (row["changed_at"], row["id"]))
     for new_id, row in enumerate(demo.log, start=1):
         row["id"] = new_id
+    # Its own generator: the source tables stay what they were before the old job was added.
+    demo.legacy = old_job_rows(demo, random.Random(f"old-job-{seed}-{scale}"))
     return demo
 
 
@@ -193,6 +209,7 @@ def _observation(rng, demo: Demo, tenant_id, active_from, engagement_ids, own_ob
         repeat_of_id=None,
     )
     demo.log_change(tenant_id, "observation", obs_id, "INSERT", None, _image(row), created)
+    life = [(created, "opened", obs_id, row["severity"])]
 
     # Its life: most findings close within weeks; status steps and severity changes on the way.
     closes = rng.random() < 0.97
@@ -209,8 +226,10 @@ def _observation(rng, demo: Demo, tenant_id, active_from, engagement_ids, own_ob
         old = dict(row)
         if at == close_at:
             row["status"], row["closed_at"] = "CLOSED", at.astimezone(UTC)
+            life.append((at, "closed", obs_id, None))
         elif rng.random() < 0.45:
             row["severity"] = _messy(rng, rng.choices(SEVERITIES, SEVERITY_WEIGHTS)[0], MESSY_SEVERITIES)
+            life.append((at, "severity", obs_id, row["severity"]))
         else:
             row["status"] = OBS_FLOW[min(OBS_FLOW.index(row["status"]) + 1, 2)]  # never CLOSED here
         changed = [k for k in row if row[k] != old[k]]
@@ -246,6 +265,8 @@ def _observation(rng, demo: Demo, tenant_id, active_from, engagement_ids, own_ob
         row["engagement_id"] = demo.engagements[0]["id"]  # an engagement of another tenant
     own_observations.append(obs_id)
     demo.observations.append(row)
+    if not roll < 0.004:  # closed before created is never open, by the contract
+        demo.record_events(tenant_id, *life)
 
 
 def _requirement(rng, demo: Demo, tenant_id, active_from, number) -> None:
@@ -259,11 +280,13 @@ def _requirement(rng, demo: Demo, tenant_id, active_from, number) -> None:
         created_at=created.astimezone(UTC),
     )
     demo.log_change(tenant_id, "compliance_requirement", req_id, "INSERT", None, _image(row), created)
+    life = [(created, "created", req_id, row["status"])]
     for at in sorted(_instant(rng, created, HISTORY_END) for _ in range(rng.choice([0, 0, 1, 2, 3]))):
         old = dict(row)
         row["status"] = _messy(rng, rng.choices(REQ_STATUSES, REQ_WEIGHTS)[0], MESSY_REQ_STATUSES)
         if row["status"] == old["status"]:
             continue
+        life.append((at, "status", req_id, row["status"]))
         if rng.random() < 0.5:
             demo.log_change(tenant_id, "compliance_requirement", req_id, "UPDATE", {"status": old["status"]}, {"status": row["status"]}, at)
         else:
@@ -272,6 +295,119 @@ def _requirement(rng, demo: Demo, tenant_id, active_from, number) -> None:
         demo.log_change(tenant_id, "compliance_requirement", req_id, "DELETE", _image(row), None, _instant(rng, created, HISTORY_END))
         return
     demo.requirements.append(row)
+    demo.record_events(tenant_id, *life)
+
+
+# --- the old cron job -----------------------------------------------------------------------------
+
+OLD_JOB_START = dt.date(2025, 1, 15)  # its first run, at about 01:00 IST that night
+OLD_JOB_NIGHTS_FAILED = 0.025  # no row at all
+OLD_JOB_NIGHTS_CRASHED = 0.015  # rows for the first tenants only
+OLD_JOB_NIGHTS_LATE = 0.02  # started between 03:00 and 07:00
+OLD_JOB_NIGHTS_RERUN = 0.02  # run again by hand between 09:00 and 12:00, every tenant again
+OLD_JOB_WRONG_ROWS = 0.002  # a number off, which nothing in the log explains
+OLD_JOB_SECONDS_PER_TENANT = 2
+
+
+def old_job_rows(demo: Demo, rng: random.Random) -> list[dict]:
+    """The old job's "DashboardSnapshot" rows: at each run, for each tenant onboarded then, the
+    dashboard's metrics at that moment.
+
+    The moment's metrics follow the contract's rules with T = capturedAt over the records as they
+    happened (`demo.events`): the old job read the live tables, which the contract reconstructs from
+    the log. Records deleted later are left out, as the contract leaves them out: the real old job
+    saw them while they existed (see the README's cutover guide).
+    """
+    runs = []  # (start, how many tenants it got through, or None for all)
+    night = OLD_JOB_START
+    last_night = HISTORY_END.date() + dt.timedelta(days=1)
+    while night <= last_night:
+        roll = rng.random()
+        one_am = dt.datetime.combine(night, dt.time(1), tzinfo=IST)
+        start = one_am + dt.timedelta(seconds=rng.randrange(-180, 720))
+        if roll < OLD_JOB_NIGHTS_FAILED:
+            pass
+        elif roll < OLD_JOB_NIGHTS_FAILED + OLD_JOB_NIGHTS_CRASHED:
+            runs.append((start, rng.randrange(1, 30)))
+        else:
+            if roll < OLD_JOB_NIGHTS_FAILED + OLD_JOB_NIGHTS_CRASHED + OLD_JOB_NIGHTS_LATE:
+                start = one_am + dt.timedelta(hours=rng.randrange(2, 6), seconds=rng.randrange(3600))
+            runs.append((start, None))
+        if rng.random() < OLD_JOB_NIGHTS_RERUN:
+            runs.append((one_am + dt.timedelta(hours=rng.randrange(8, 11), seconds=rng.randrange(3600)), None))
+        night += dt.timedelta(days=1)
+
+    onboarded = sorted((t for t in demo.tenants if t["onboarding_completed"]), key=lambda t: t["id"])
+    captures: dict[str, list[dt.datetime]] = {}
+    for start, limit in runs:
+        present = [t for t in onboarded if t["created_at"] < start]
+        for position, tenant in enumerate(present[:limit]):  # one tenant after the other
+            captured = start + dt.timedelta(seconds=OLD_JOB_SECONDS_PER_TENANT * position)
+            captures.setdefault(tenant["id"], []).append(captured)
+
+    rows = []
+    for tenant_id in sorted(captures):
+        for captured, metrics in zip(captures[tenant_id], _metrics_at(demo.events.get(tenant_id, []), captures[tenant_id])):
+            if rng.random() < OLD_JOB_WRONG_ROWS:
+                metrics["severity"]["highOpen"] += 1
+                metrics["severity"]["total"] += 1
+            rows.append(dict(id=f"cm{len(rows) + 1:08d}", tenantId=tenant_id, capturedAt=captured.astimezone(UTC), metrics=metrics))
+    return rows
+
+
+def _metrics_at(events: list[tuple], instants: list[dt.datetime]) -> list[dict]:
+    """The dashboard's metrics at each of `instants` (ascending): every event before it applied.
+    Counts are kept up to date event by event, so each instant costs the same whatever the tenant's size."""
+    severity_of_open: dict[str, str | None] = {}  # open observation -> its normalized severity
+    status_of: dict[str, str | None] = {}  # requirement -> its normalized status
+    open_by_severity: Counter = Counter()
+    requirements_by_status: Counter = Counter()
+    ordered = sorted(events, key=lambda e: (e[0], EVENT_ORDER[e[1]]))
+    out, next_event = [], 0
+    for instant in instants:
+        while next_event < len(ordered) and ordered[next_event][0] < instant:
+            _, kind, record, value = ordered[next_event]
+            next_event += 1
+            if kind == "opened" or (kind == "severity" and record in severity_of_open):
+                if record in severity_of_open:
+                    open_by_severity[severity_of_open[record]] -= 1
+                severity_of_open[record] = _normalized(value)
+                open_by_severity[severity_of_open[record]] += 1
+            elif kind == "closed" and record in severity_of_open:
+                open_by_severity[severity_of_open.pop(record)] -= 1
+            elif kind in ("created", "status"):
+                if record in status_of:
+                    requirements_by_status[status_of[record]] -= 1
+                status_of[record] = _normalized(value)
+                requirements_by_status[status_of[record]] += 1
+        out.append(_dashboard_metrics(open_by_severity, len(severity_of_open), requirements_by_status, len(status_of)))
+    return out
+
+
+EVENT_ORDER = {"opened": 0, "created": 0, "severity": 1, "status": 1, "closed": 2}
+
+
+def _normalized(value: str | None) -> str | None:
+    return None if value is None else value.strip(" \t\r\n").upper()
+
+
+def _dashboard_metrics(open_by_severity: Counter, open_total: int, requirements_by_status: Counter, requirements: int) -> dict:
+    """The contract's metrics from the open observations by severity and the requirements by status."""
+    critical, high, medium, low = (open_by_severity[s] for s in SEVERITIES)
+    total = requirements - requirements_by_status["NOT_APPLICABLE"]
+    compliant = requirements_by_status["COMPLIANT"]
+    percentage = _half_up(Decimal(100 * compliant) / total, 2) if total else None
+    severity_score = max(0, 100 - (10 * critical + 5 * high + 2 * medium + low))
+    health = _half_up((Decimal(100) if percentage is None else percentage) / 2 + Decimal(severity_score) / 2, 1)
+    return {
+        "healthScore": float(health),
+        "compliance": {"total": total, "compliant": compliant, "percentage": None if percentage is None else float(percentage)},
+        "severity": {"total": open_total, "criticalOpen": critical, "highOpen": high, "mediumOpen": medium, "lowOpen": low},
+    }
+
+
+def _half_up(value: Decimal, places: int) -> Decimal:
+    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
 
 
 # --- writing ---------------------------------------------------------------------------------------
@@ -280,14 +416,17 @@ BATCH = 20_000
 
 
 def write(engine: Engine, demo: Demo) -> None:
-    """Create the source tables (they must not exist yet) and insert the demo, in one transaction."""
+    """Create the source tables and the old job's (they must not exist yet) and insert the demo, in
+    one transaction."""
     tables.source_metadata.create_all(engine)
+    tables.legacy_metadata.create_all(engine)
     content = (
         (tables.tenant, demo.tenants),
         (tables.audit_engagement, demo.engagements),
         (tables.observation, demo.observations),
         (tables.compliance_requirement, demo.requirements),
         (tables.audit_log, demo.log),
+        (tables.legacy_dashboard_snapshot, demo.legacy),
     )
     with engine.begin() as conn:
         for table, rows in content:
@@ -311,9 +450,10 @@ def _copy(conn, table, rows: list[dict]) -> None:
     if not rows:
         return
     columns = [c.name for c in table.columns]
-    json_columns = {"old_data", "new_data"} if table.name == "audit_log" else set()
+    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    quote = conn.dialect.identifier_preparer.quote  # "DashboardSnapshot", "tenantId": mixed case
     cursor = conn.connection.dbapi_connection.cursor()
-    with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+    with cursor.copy(f"COPY {quote(table.name)} ({', '.join(quote(c) for c in columns)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(
                 [json.dumps(row[c]) if c in json_columns and row[c] is not None else row[c] for c in columns]

@@ -7,6 +7,12 @@ are built from code-defined column names only; values always travel as bound par
 SQLite has no time zones and no timestamp type: instants are text. Two small Python functions,
 registered on every SQLite connection, turn such text into a UTC instant (for ordering) and into the
 local day in the reporting time zone (for day arithmetic). PostgreSQL does both natively.
+
+PostgreSQL instants may be `timestamptz` or, as Prisma makes every `DateTime`, `timestamp(3) without
+time zone` holding UTC. Every instant is cast to timestamptz before it is compared or converted to a
+local day: a no-op for timestamptz, and for a naive column a reading in the session's time zone,
+which `use_utc_sessions` makes UTC on every connection. So both column types are read as UTC
+instants, whatever the server's, database's or role's time zone.
 """
 
 from __future__ import annotations
@@ -108,6 +114,27 @@ class Dialect:
     def instant_param(self, instant: dt.datetime):
         return instant
 
+    def day_before(self, day: str) -> str:
+        """The day before a day expression (calendar arithmetic: no time zone involved)."""
+        raise NotImplementedError
+
+    # Numbers inside a JSON document (the dashboard's metrics): json_document() reads a column once
+    # (in a CTE), json_number() takes one number out of the result by its path of keys.
+
+    def json_document(self, column: str) -> str:
+        """The column's JSON in the form json_number reads; NULL when it is not JSON."""
+        raise NotImplementedError
+
+    def json_number(self, document: str, path: tuple[str, ...]) -> str:
+        """The JSON number at `path` (keys written in code), as a number; NULL when absent or not a
+        number (a string, a boolean, JSON null)."""
+        raise NotImplementedError
+
+    def is_distinct(self, a: str, b: str) -> str:
+        """a and b differ, a null equal to a null only. Each operand is written once, so that an
+        expensive expression is not evaluated twice."""
+        raise NotImplementedError
+
 
 # For an audit_log whose images are stored in a text column (not json/jsonb): invalid JSON reads as
 # "no image" instead of failing the statement. Session-local (pg_temp), so nothing is created in
@@ -136,10 +163,14 @@ class PostgresDialect(Dialect):
         return f"pg_temp.audit_pipeline_json({column})" if self.images_are_text else column
 
     def instant(self, expr: str) -> str:
-        return expr
+        # A no-op on timestamptz (PostgreSQL adds no cast between equal types); a naive timestamp
+        # is read in the session's time zone, UTC (see use_utc_sessions).
+        return f"CAST({expr} AS timestamptz)"
 
     def local_day(self, expr: str) -> str:
-        return f"CAST(timezone(CAST(:tz AS text), {expr}) AS date)"
+        # timezone(zone, timestamp) would take a naive value as wall-clock time *in* that zone:
+        # the cast first makes it an instant.
+        return f"CAST(timezone(CAST(:tz AS text), {self.instant(expr)}) AS date)"
 
     def json_field(self, column: str, field: str) -> str:
         # `->` yields SQL NULL for a missing key and for non-objects (arrays, scalars), but JSON
@@ -191,6 +222,19 @@ class PostgresDialect(Dialect):
         "SET LOCAL work_mem = '64MB'",
         "SET LOCAL jit = off",
     )
+    def day_before(self, day: str) -> str:
+        return f"CAST({day} - 1 AS date)"
+
+    def json_document(self, column: str) -> str:
+        # jsonb is parsed once; every json operator would parse a json value again.
+        return f"CAST({column} AS jsonb)"
+
+    def json_number(self, document: str, path: tuple[str, ...]) -> str:
+        keys = "{" + ",".join(path) + "}"
+        return f"CASE WHEN jsonb_typeof({document} #> '{keys}') = 'number' THEN CAST({document} #>> '{keys}' AS numeric) END"
+
+    def is_distinct(self, a: str, b: str) -> str:
+        return f"({a} IS DISTINCT FROM {b})"
 
 
 class SqliteDialect(Dialect):
@@ -239,6 +283,18 @@ class SqliteDialect(Dialect):
 
     def next_day(self, day: str) -> str:
         return f"date({day}, '+1 day')"
+    def day_before(self, day: str) -> str:
+        return f"date({day}, '-1 day')"
+
+    def json_document(self, column: str) -> str:
+        return self._valid_json(column)
+
+    def json_number(self, document: str, path: tuple[str, ...]) -> str:
+        keys = "$" + "".join(f'."{key}"' for key in path)
+        return f"CASE WHEN json_type({document}, '{keys}') IN ('integer', 'real') THEN json_extract({document}, '{keys}') END"
+
+    def is_distinct(self, a: str, b: str) -> str:
+        return f"({a} IS NOT {b})"  # SQLite's IS NOT is null-safe
 
     def day_param(self, day: dt.date):
         return day.isoformat()
@@ -292,6 +348,28 @@ def _local_day(value, tz_name: str) -> str | None:
 def register_sqlite_functions(dbapi_connection: sqlite3.Connection) -> None:
     dbapi_connection.create_function("audit_utc_instant", 1, _utc_instant, deterministic=True)
     dbapi_connection.create_function("audit_local_day", 2, _local_day, deterministic=True)
+
+
+def use_utc_sessions(engine: Engine) -> None:
+    """Every PostgreSQL session of `engine` runs in UTC, so that a `timestamp without time zone`
+    column holding UTC (Prisma's `DateTime`) is read as the instant it means.
+
+    PostgreSQL converts such a value to timestamptz in the session's time zone, which comes from the
+    server, the database or the role (`ALTER DATABASE ... SET timezone`) and may be anything. Set on
+    connect, not in the URL's `options`, which would replace an operator's own options.
+    """
+    if engine.dialect.name != "postgresql":
+        return
+
+    @event.listens_for(engine, "connect", insert=True)
+    def _utc_session(dbapi_connection, _record):
+        # Outside any transaction, so that a later rollback cannot undo it (SQLAlchemy's recipe).
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SET TIME ZONE 'UTC'")
+        cursor.close()
+        dbapi_connection.autocommit = autocommit
 
 
 def install_sqlite_functions(engine: Engine) -> None:

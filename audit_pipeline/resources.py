@@ -10,7 +10,7 @@ from pydantic import PrivateAttr
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import URL
 
-from .dialect import install_sqlite_functions
+from .dialect import install_sqlite_functions, use_utc_sessions
 from .settings import DATABASE_URL_VAR, DEMO_DATABASE_PATH, Settings, load_settings, parse_database_url, redact
 from .warehouse import Warehouse
 
@@ -22,11 +22,13 @@ def create_database_engine(url: URL) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 60})
         install_sqlite_functions(engine)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         pool_pre_ping=True,  # a connection dropped between steps is replaced, not used
         connect_args={"connect_timeout": 10, "application_name": "audit-pipeline"},
     )
+    use_utc_sessions(engine)  # naive timestamps (Prisma's DateTime) hold UTC
+    return engine
 
 
 def demo_database_url(path: Path = DEMO_DATABASE_PATH) -> URL:

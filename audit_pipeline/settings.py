@@ -29,10 +29,12 @@ UI_URL_VAR = "AUDIT_PIPELINE_UI_URL"
 
 # The shapes of alert a webhook can expect (see alerts.py).
 ALERT_FORMATS = ("json", "slack", "teams", "google-chat")
+LEGACY_SNAPSHOT_TABLE_VAR = "AUDIT_PIPELINE_LEGACY_SNAPSHOT_TABLE"
 
 DEFAULT_TIMEZONE = "Asia/Kolkata"
 DEFAULT_START_DATE = "2024-04-01"
 DEFAULT_FISCAL_YEAR_START_MONTH = "4"
+DEFAULT_LEGACY_SNAPSHOT_TABLE = "DashboardSnapshot"  # the old job's Prisma model, unmapped
 
 # The embedded demo database: a SQLite file below the working directory (the repository root for
 # `make demo`, `make dev` and `dagster dev`), created with demo data on first use.
@@ -57,6 +59,9 @@ class Settings:
     alert_webhook: str | None = field(repr=False)
     alert_format: str = "json"  # one of ALERT_FORMATS
     ui_url: str | None = None  # without a trailing slash
+    # The old cron job's table, read to compare: (schema or None, table), each spelled exactly as in
+    # the database (always quoted in SQL, so mixed case such as Prisma's "DashboardSnapshot" works).
+    legacy_snapshot_table: tuple[str | None, str] = (None, DEFAULT_LEGACY_SNAPSHOT_TABLE)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -86,6 +91,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         alert_webhook=alert_webhook,
         alert_format=_parse_alert_format(get(ALERT_FORMAT_VAR), alert_webhook),
         ui_url=_parse_ui_url(get(UI_URL_VAR)),
+        legacy_snapshot_table=_parse_table_name(get(LEGACY_SNAPSHOT_TABLE_VAR, DEFAULT_LEGACY_SNAPSHOT_TABLE)),
     )
 
 
@@ -201,3 +207,12 @@ def _split_url(text: str) -> SplitResult | None:
     except ValueError:
         return None
     return url
+def _parse_table_name(text: str) -> tuple[str | None, str]:
+    """`Table` or `schema.Table`: plain identifiers, case kept (they are quoted, never folded)."""
+    parts = text.split(".")
+    if len(parts) > 2 or not all(_SCHEMA_NAME.match(part) for part in parts):
+        raise SettingsError(
+            f"{LEGACY_SNAPSHOT_TABLE_VAR}={text!r} is not a table name (letters, digits and _, "
+            "optionally schema.table, e.g. DashboardSnapshot)"
+        )
+    return (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])

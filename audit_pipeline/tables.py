@@ -91,6 +91,20 @@ audit_log = Table(
 
 SOURCE_TABLES = ("tenant", "audit_engagement", "observation", "compliance_requirement", "audit_log")
 
+# The old nightly cron job's table (its Prisma model `DashboardSnapshot`), in the contract's shape. It
+# may exist or not; the pipeline only reads it (see sql/legacy.py). Defined here, in a metadata of
+# its own, for the demo generator and the tests, never created by the pipeline.
+legacy_metadata = MetaData()
+
+legacy_dashboard_snapshot = Table(
+    "DashboardSnapshot",
+    legacy_metadata,
+    Column("id", Text, primary_key=True),
+    Column("tenantId", Text),
+    Column("capturedAt", DateTime(timezone=True)),
+    Column("metrics", JSON(none_as_null=True)),
+)
+
 # Output tables -----------------------------------------------------------------------------------
 #
 # Each column's `comment` is its meaning, from the data contract. It is the one place the meanings are
@@ -217,6 +231,35 @@ def output_metadata(schema: str | None = None) -> MetaData:
             comment="The quarter's latest snapshot day (the quarter in progress too): the counts are that day's.",
         ),
         *(severity_open_count(severity, "at the end of as_of_date") for severity in SEVERITIES),
+    )
+    Table(
+        "legacy_snapshot_diff",
+        md,
+        Column("tenant_id", Text, primary_key=True, comment="The tenant of the old job's row (its tenantId)."),
+        Column(
+            "snapshot_date", Date, primary_key=True,
+            comment="The day D the old job's row describes: T(D) <= capturedAt < T(D+1), the day that had ended last when it ran.",
+        ),
+        Column(
+            "captured_at", DateTime(timezone=True), nullable=False,
+            comment="capturedAt of the row compared: the earliest of the tenant and day (later ones are re-runs).",
+        ),
+        Column(
+            "metric", Text, primary_key=True,
+            comment="The metric that differs, by its path in the metrics JSON (healthScore, compliance.total, severity.highOpen, ...).",
+        ),
+        Column("legacy_value", Numeric, nullable=True, comment="The old job's value; null when its JSON has no number there."),
+        Column(
+            "pipeline_value", Numeric, nullable=True,
+            comment="dashboard_snapshot's value for the tenant and day; null when the pipeline has no row for them.",
+        ),
+        Column(
+            "log_rows_between", Integer, nullable=False,
+            comment="The tenant's audit_log rows with T(D) <= changed_at < captured_at: changes between the day's end and the old job's run, which can explain the difference.",
+        ),
+        # A run replaces, and its summary reads, whole days.
+        Index("legacy_snapshot_diff_by_day", "snapshot_date"),
+        comment="The old cron job's DashboardSnapshot rows compared with dashboard_snapshot: one row per tenant, day and metric that differ.",
     )
     Table(
         "repeat_finding",

@@ -23,6 +23,7 @@ from .corrections import LogRow
 from .log_reader import LogBatch, LogPosition, read_new_rows, start_position
 from .dialect import DAY_MAX, DAY_MIN, ENUM_WHITESPACE, PG_SAFE_JSON_FUNCTION, Dialect, PostgresDialect, dialect_for
 from .settings import Settings
+from .sql import legacy
 from .tables import output_metadata
 
 # Separates observation ids on a repeat chain's path: a control character no id contains.
@@ -237,6 +238,22 @@ class Warehouse:
                     for id, created in conn.execute(sql, {"ids": ids[chunk:chunk + 1000]}):
                         found[(table, id)] = parse_instant(created)
         return found
+
+    # --- the old cron job, compared ----------------------------------------------------------------
+
+    def legacy_snapshot_table(self) -> legacy.LegacyTable | None:
+        """The old job's table, None when it does not exist; LegacyTableError when it cannot be compared."""
+        with self.engine.connect() as conn:
+            return legacy.find_legacy_table(conn, self.settings.legacy_snapshot_table)
+
+    def write_legacy_snapshot_diff(self, start: dt.date, end: dt.date) -> WriteResult:
+        """Without the old job's table, the days are emptied: there is nothing to compare."""
+        self.prepare()
+        sql = legacy.snapshot_diff(
+            self.dialect, self.table_ref("legacy_snapshot_diff"), self.table_ref("dashboard_snapshot"), self.legacy_snapshot_table()
+        )
+        window = legacy.window_params(self.dialect, self.settings.tz, start, end)
+        return self._replace_days("legacy_snapshot_diff", sql, start, end, **window)
 
     # --- the two write patterns ------------------------------------------------------------------
 

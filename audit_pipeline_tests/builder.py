@@ -135,3 +135,20 @@ def sqlite_engine(path) -> Engine:
     from sqlalchemy.engine import URL
 
     return create_database_engine(URL.create("sqlite", database=str(path)))
+
+
+def create_source_tables(engine: Engine, instant_type, json_type=None, metadata=tables.source_metadata) -> None:
+    """The source tables (or those of `metadata`) with every instant column of `instant_type` and
+    every JSON column of `json_type`: Prisma's `DateTime` is `timestamp(3) without time zone` holding
+    UTC, its `Json` is jsonb."""
+    from sqlalchemy import JSON, DateTime, MetaData
+
+    copies = MetaData()
+    for table in metadata.sorted_tables:
+        copy = table.to_metadata(copies)
+        for column in copy.columns:
+            if isinstance(column.type, DateTime):
+                column.type = instant_type
+            elif json_type is not None and isinstance(column.type, JSON):
+                column.type = json_type
+    copies.create_all(engine)

@@ -101,3 +101,14 @@ def _isolated_settings(monkeypatch, tmp_path):
             monkeypatch.delenv(name)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def new_york_pg_url(pg_databases):
+    """A PostgreSQL database whose sessions default to America/New_York (`ALTER DATABASE ... SET
+    timezone`), as a server or database configured for another zone would: the pipeline must not
+    depend on the session's time zone."""
+    url = pg_databases.create()
+    with pg_databases.admin.connect() as conn:
+        conn.execute(text(f"ALTER DATABASE \"{make_url(url).database}\" SET timezone TO 'America/New_York'"))
+    return url

@@ -6,13 +6,14 @@ contract's sentences say. Numbers are Decimals rounded half up, as SQL's numeric
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, Text, cast, select
+from sqlalchemy import Engine, Text, cast, inspect, select
 
 from audit_pipeline import tables
 
@@ -75,6 +76,45 @@ def load_source(engine: Engine) -> Source:
             requirements=rows(tables.compliance_requirement, "created_at"),
             log=log,
         )
+
+
+def load_legacy(engine: Engine) -> list[dict]:
+    """The old job's "DashboardSnapshot" rows (none when the table does not exist), metrics parsed
+    here (invalid JSON: MISSING), instants aware."""
+    if not inspect(engine).has_table(tables.legacy_dashboard_snapshot.name):
+        return []
+    t = tables.legacy_dashboard_snapshot
+    with engine.connect() as conn:
+        return [
+            dict(id=r.id, tenantId=r.tenantId, capturedAt=_aware(r.capturedAt), metrics=_json(r.metrics))
+            for r in conn.execute(select(t.c.id, t.c.tenantId, t.c.capturedAt, cast(t.c.metrics, Text).label("metrics")))
+        ]
+
+
+LEGACY_METRICS = {
+    "healthScore": ("healthScore",),
+    "compliance.total": ("compliance", "total"),
+    "compliance.compliant": ("compliance", "compliant"),
+    "compliance.percentage": ("compliance", "percentage"),
+    "severity.total": ("severity", "total"),
+    "severity.criticalOpen": ("severity", "criticalOpen"),
+    "severity.highOpen": ("severity", "highOpen"),
+    "severity.mediumOpen": ("severity", "mediumOpen"),
+    "severity.lowOpen": ("severity", "lowOpen"),
+}
+
+
+def json_number(document, path):
+    """The number at `path` in a parsed JSON document, as a Decimal; None when there is none (a
+    missing key, JSON null, a string, a boolean: JSON's true is no number, though Python's is)."""
+    value = document
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        return None
+    return Decimal(str(value))
 
 
 def norm(value):
@@ -255,6 +295,55 @@ class Reference:
                 open_count=sum(1 for o in mine if o["closed_at"] is None),
                 closed_count=sum(1 for o in mine if o["closed_at"] is not None),
             )
+        return out
+
+
+    # --- the old cron job, compared ------------------------------------------------------------------
+
+    def described_day(self, captured_at: dt.datetime) -> dt.date:
+        """The day D with T(D) <= capturedAt < T(D+1)."""
+        candidate = captured_at.astimezone(self.tz).date() - dt.timedelta(days=1)
+        assert day_end(candidate, self.tz) <= captured_at < day_end(candidate + dt.timedelta(days=1), self.tz)
+        return candidate
+
+    def legacy_snapshot_diff(self, legacy: list[dict], first: dt.date, last: dt.date,
+                             pipeline: dict[tuple[str, dt.date], dict] | None = None) -> dict:
+        """{(tenant, day, metric): (captured_at, legacy_value, pipeline_value, log_rows_between)} for the
+        days first..last. `pipeline` maps (tenant, day) to dashboard metrics; by default this
+        reference's own dashboard."""
+        if pipeline is None:
+            pipeline = {}
+            day = first
+            while day <= last:
+                pipeline.update({(tenant, day): r["metrics"] for tenant, r in self.dashboard(day).items()})
+                day += dt.timedelta(days=1)
+        earliest: dict[tuple[str, dt.date], dict] = {}
+        for row in legacy:
+            if row["tenantId"] is None or row["capturedAt"] is None:
+                continue
+            key = (row["tenantId"], self.described_day(row["capturedAt"]))
+            if not first <= key[1] <= last:
+                continue
+            order = (row["capturedAt"], str(row["id"]))  # later ones are re-runs; ties by id
+            if key not in earliest or order < (earliest[key]["capturedAt"], str(earliest[key]["id"])):
+                earliest[key] = row
+        log_times: dict[str, list[dt.datetime]] = {}
+        for r in self.s.log:
+            if r["tenant_id"] is not None and r["changed_at"] is not None:
+                log_times.setdefault(r["tenant_id"], []).append(r["changed_at"])
+        for times in log_times.values():
+            times.sort()
+        out = {}
+        for (tenant, day), row in earliest.items():
+            times = log_times.get(tenant, [])
+            # T(D) <= changed_at < capturedAt
+            between = bisect.bisect_left(times, row["capturedAt"]) - bisect.bisect_left(times, day_end(day, self.tz))
+            theirs = pipeline.get((tenant, day))
+            for metric, path in LEGACY_METRICS.items():
+                legacy_value = json_number(row["metrics"], path)
+                pipeline_value = None if theirs is None else json_number(theirs, path)
+                if legacy_value != pipeline_value:  # None equals None; Decimal("50.0") equals Decimal(50)
+                    out[(tenant, day, metric)] = (row["capturedAt"], legacy_value, pipeline_value, between)
         return out
 
 

@@ -4,15 +4,16 @@ import datetime as dt
 
 import dagster as dg
 
-from audit_pipeline.assets import daily, findings, history, trends
+from audit_pipeline.assets import daily, findings, history, legacy, trends
 from audit_pipeline.definitions import defs
 from audit_pipeline.partitions import daily_partitions
 from audit_pipeline.resources import DatabaseResource
 
 from .builder import SourceBuilder, count, rows
 
-ALL_ASSETS = dg.load_assets_from_modules([history, daily, trends, findings])
-DAILY_KEYS = {"severity_snapshot", "compliance_snapshot", "health_snapshot", "dashboard_snapshot", "compliance_trend_daily"}
+ALL_ASSETS = dg.load_assets_from_modules([history, daily, trends, findings, legacy])
+DAILY_KEYS = {"severity_snapshot", "compliance_snapshot", "health_snapshot", "dashboard_snapshot", "compliance_trend_daily",
+              "legacy_snapshot_diff"}
 RANGE_TAGS = {
     "dagster/asset_partition_range_start": "2024-06-01",
     "dagster/asset_partition_range_end": "2024-06-10",
@@ -31,7 +32,7 @@ def small_history(engine):
     src.requirement("r2", tenant="t2", status="NON_COMPLIANT")
 
 
-def test_definitions_load_with_ten_assets_and_one_partitions_definition():
+def test_definitions_load_with_eleven_assets_and_one_partitions_definition():
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
     assert keys == DAILY_KEYS | {"severity_trend_quarterly", "repeat_finding", "engagement_progress",
                                  "observation_history", "requirement_history"}
@@ -57,7 +58,8 @@ def test_a_partition_range_is_one_run_and_a_rerun_replaces(engine, db_url):
     # One run: each step ran once, for all ten days (tables written together share a step).
     steps = [e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_SUCCESS]
     assert sorted(steps) == sorted({"record_history", "log_snapshots", "health_snapshot", "dashboard_snapshot",
-                                    "compliance_trend_daily", "severity_trend_quarterly", "current_findings"})
+                                    "compliance_trend_daily", "severity_trend_quarterly", "current_findings",
+                                    "legacy_snapshot_diff"})
     materialized = result.get_asset_materialization_events()
     severity_days = {e.partition for e in materialized if e.asset_key == dg.AssetKey("severity_snapshot")}
     assert len(severity_days) == 10

@@ -3,13 +3,15 @@
 import datetime as dt
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, insert, text
+
+from audit_pipeline import tables
 
 from audit_pipeline.resources import create_database_engine
 from audit_pipeline.settings import parse_database_url
 from audit_pipeline.warehouse import OutputSchemaError
 
-from .builder import SourceBuilder, count, rows, warehouse
+from .builder import SourceBuilder, count, ist, rows, warehouse
 
 D = dt.date(2024, 6, 10)
 
@@ -73,6 +75,11 @@ def test_values_only_ever_travel_as_bound_parameters(engine):
     src.observation(f"b{MARK}", tenant=tenant, severity="LOW", repeat_of=f"a{MARK}")
     src.requirement(f"r{MARK}", tenant=tenant, status=MARK)
     src.log("observation", f"a{MARK}", "2024-06-05 10:00:00", old={"severity": MARK}, new={"severity": "HIGH", MARK: MARK}, tenant=tenant)
+    tables.legacy_metadata.create_all(engine)
+    with engine.begin() as conn:  # the old job's row, the marker in its id, tenant and metrics
+        conn.execute(insert(tables.legacy_dashboard_snapshot), [dict(
+            id=f"x{MARK}", tenantId=tenant, capturedAt=ist("2024-06-06 01:00:00"),
+            metrics={"healthScore": MARK, MARK: 1, "severity": {"total": 9}})])
     statements = []
     listener = lambda conn, cursor, statement, *args: statements.append(statement)  # noqa: E731
     event.listen(engine, "before_cursor_execute", listener)
@@ -81,10 +88,12 @@ def test_values_only_ever_travel_as_bound_parameters(engine):
                  w.write_dashboard_snapshot, w.write_compliance_trend_daily):
         step(dt.date(2024, 6, 1), dt.date(2024, 6, 12))
     w.write_severity_trend_quarterly(), w.write_repeat_finding(), w.write_engagement_progress()
+    w.write_legacy_snapshot_diff(dt.date(2024, 6, 1), dt.date(2024, 6, 12))
     event.remove(engine, "before_cursor_execute", listener)
     assert len(statements) > 20
     assert not [s for s in statements if "marker" in s]
     assert count(engine, "repeat_finding") == 1 and rows(engine, "severity_snapshot", D)[tenant]["open_total"] == 2
+    assert count(engine, "legacy_snapshot_diff") == 9  # no number in the old row but severity.total, 9 against 2
 
 
 def test_postgres_images_in_jsonb_columns(pg_databases):

@@ -3,8 +3,11 @@
 Hypothesis builds histories with every messy case of the contract (instants at and one second
 before IST midnight, ties in changed_at, partial and non-object images, JSON null values, unknown
 and oddly cased enums, closed before created, deleted records, repeat cycles and cross-tenant
-links, tenants created mid-range or not onboarded) and asserts that every output row of the SQL
-implementation equals the plain-Python reference's, on SQLite and on PostgreSQL.
+links, tenants created mid-range or not onboarded) and an old job's "DashboardSnapshot" rows (captures at
+and around midnight and 01:00, re-runs, ties, tenants the pipeline does not have, metrics missing,
+null, strings, booleans or not an object), and asserts that every output row of the SQL
+implementation equals the plain-Python reference's, on SQLite and on PostgreSQL, and on PostgreSQL
+again with Prisma's column types (timestamp(3) holding UTC, jsonb) and a New York session default.
 """
 
 from __future__ import annotations
@@ -12,16 +15,21 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert
+from sqlalchemy.dialects import postgresql
 
 from audit_pipeline import tables
 from audit_pipeline.calendar import days
 from audit_pipeline.history import update_record_history
 
-from .builder import IST, all_rows, rows, warehouse
-from .reference import HISTORY_TABLES, Reference, load_source
+from audit_pipeline.resources import create_database_engine
+from audit_pipeline.settings import parse_database_url
+
+from .builder import IST, all_rows, create_source_tables, rows, warehouse
+from .reference import HISTORY_TABLES, Reference, load_legacy, load_source
 from .reference import history as reference_history
 
 FIRST, LAST = dt.date(2024, 6, 1), dt.date(2024, 6, 6)
@@ -33,6 +41,9 @@ HISTORY_WINDOW = (FIRST - dt.timedelta(days=3), FIRST + dt.timedelta(days=9))
 SEVERITY_VALUES = ["CRITICAL", "HIGH", "MEDIUM", "LOW", " high ", "Critical", "low\t", "INFO", "", None]
 STATUS_VALUES = ["COMPLIANT", "NON_COMPLIANT", "PARTIALLY_COMPLIANT", "NOT_APPLICABLE", " compliant", "Not_Applicable ", "PENDING", None]
 IDS = ["a", "b", "c", "d'1", "é", "f"]
+LEGACY_IDS = ["a", "B", "é", "x'1", "10", "9", "ä"]
+# Values the old job may have written: counts, percentages and scores, and what is not a number.
+METRIC_VALUES = [0, 0, 1, 2, 3, 50, 50.0, 66.67, 75, 100, 72.5, 97.5, None, "1", True]
 
 
 def _instants():
@@ -45,6 +56,36 @@ def _instants():
 
 
 INSTANT = _instants()
+
+
+MIDNIGHTS_OF_RANGE = [dt.datetime.combine(FIRST + dt.timedelta(days=k), dt.time(0), tzinfo=IST) for k in range(0, 7)]
+
+
+def _captures():
+    """When the old job ran: mostly about 01:00 IST, else any of the instants above."""
+    about_one = st.builds(lambda m, s: (m + dt.timedelta(hours=1, seconds=s)).astimezone(dt.timezone.utc),
+                          st.sampled_from(MIDNIGHTS_OF_RANGE), st.integers(-300, 300))
+    return st.one_of(about_one, about_one, INSTANT)
+
+
+# Log rows: also between a midnight and the old job's run at about 01:00, where they explain it.
+LOG_INSTANT = st.one_of(INSTANT, st.builds(lambda m, s: (m + dt.timedelta(seconds=s)).astimezone(dt.timezone.utc),
+                                           st.sampled_from(MIDNIGHTS_OF_RANGE), st.integers(1, 3599)))
+
+
+def _legacy_metrics():
+    value = st.sampled_from(METRIC_VALUES)
+    group = lambda *keys: st.one_of(  # noqa: E731
+        st.fixed_dictionaries({k: value for k in keys}),
+        st.fixed_dictionaries({}, optional={k: value for k in keys}),
+        value,  # not an object
+    )
+    document = st.fixed_dictionaries(
+        {"healthScore": value,
+         "compliance": group("total", "compliant", "percentage"),
+         "severity": group("total", "criticalOpen", "highOpen", "mediumOpen", "lowOpen")},
+    )
+    return st.one_of(document, document, st.none(), st.sampled_from([[1, 2], "text", 5]))
 
 
 def _image(field: str, values: list):
@@ -89,25 +130,54 @@ def histories(draw):
         table = draw(st.sampled_from(["observation", "compliance_requirement"]))
         field, values, known = (("severity", SEVERITY_VALUES, obs_ids) if table == "observation" else ("status", STATUS_VALUES, req_ids))
         log.append(dict(
-            id=i + 1, tenant_id="t1", table_name=table,
+            id=i + 1, table_name=table,
             record_id=draw(st.sampled_from(known + ["deleted"])) if known else "deleted",
             action=draw(st.sampled_from(["INSERT", "UPDATE", "DELETE"])),
             old_data=draw(_image(field, values)), new_data=draw(_image(field, values)),
-            changed_at=draw(INSTANT),
+            changed_at=draw(LOG_INSTANT),
+            tenant_id=draw(st.sampled_from(tenant_ids + [None])),
         ))
-    return dict(tenants=tenants, engagements=engagements, observations=observations, requirements=requirements, log=log, links=links)
+    legacy = [
+        dict(id=legacy_id, tenantId=draw(st.sampled_from(tenant_ids + ["ghost", None])),
+             capturedAt=draw(_captures()) if draw(st.sampled_from([True] * 9 + [False])) else None,
+             metrics=draw(_legacy_metrics()))
+        for legacy_id in draw(st.lists(st.sampled_from(LEGACY_IDS), min_size=1, max_size=7, unique=True))
+    ]
+    # Changes just before some captures (at the capture itself: not before it), in any table of the tenant.
+    for row in legacy:
+        if row["capturedAt"] is not None and draw(st.booleans()):
+            log.append(dict(id=len(log) + 1, tenant_id=row["tenantId"], table_name="audit_engagement", record_id="e1",
+                            action="UPDATE", old_data={"status": "OPEN"}, new_data={"status": "CLOSED"},
+                            changed_at=row["capturedAt"] - dt.timedelta(seconds=draw(st.sampled_from([0, 1, 600, 3600, 7200])))))
+    return dict(tenants=tenants, engagements=engagements, observations=observations, requirements=requirements, log=log, links=links,
+                legacy=legacy)
+
+
+@pytest.fixture
+def prisma_engine(new_york_pg_url):
+    """PostgreSQL with Prisma's column types (DateTime: timestamp(3) holding UTC, Json: jsonb), in a
+    database whose sessions default to America/New_York."""
+    engine = create_database_engine(parse_database_url(new_york_pg_url))
+    prisma_types = (postgresql.TIMESTAMP(timezone=False, precision=3), postgresql.JSONB())
+    create_source_tables(engine, *prisma_types)
+    create_source_tables(engine, *prisma_types, metadata=tables.legacy_metadata)
+    yield engine
+    engine.dispose()
 
 
 def load(engine, history):
     """Replace the source tables' rows with `history` (children first, repeat links last)."""
     tables.source_metadata.create_all(engine)
+    tables.legacy_metadata.create_all(engine)
     t = tables
     with engine.begin() as conn:
         conn.execute(t.observation.update().values(repeat_of_id=None))
-        for table in (t.audit_log, t.compliance_requirement, t.observation, t.audit_engagement, t.tenant):
+        for table in (t.audit_log, t.compliance_requirement, t.observation, t.audit_engagement, t.tenant,
+                      t.legacy_dashboard_snapshot):
             conn.execute(delete(table))
         for table, key in ((t.tenant, "tenants"), (t.audit_engagement, "engagements"), (t.observation, "observations"),
-                           (t.compliance_requirement, "requirements"), (t.audit_log, "log")):
+                           (t.compliance_requirement, "requirements"), (t.audit_log, "log"),
+                           (t.legacy_dashboard_snapshot, "legacy")):
             if history[key]:
                 conn.execute(insert(table), history[key])
         for o, parent in history["links"].items():
@@ -123,6 +193,22 @@ def compute(engine):
     w.write_severity_trend_quarterly()
     w.write_repeat_finding()
     w.write_engagement_progress()
+    w.write_legacy_snapshot_diff(FIRST, LAST)
+
+
+def legacy_diff(engine, first=FIRST, last=LAST) -> dict:
+    """legacy_snapshot_diff's rows of first..last as the reference gives them: numbers as Decimals,
+    captured_at an aware instant."""
+    out = {}
+    for r in all_rows(engine, "legacy_snapshot_diff"):
+        if not first <= r["snapshot_date"] <= last:
+            continue
+        captured = r["captured_at"]
+        captured = dt.datetime.fromisoformat(captured) if isinstance(captured, str) else captured
+        out[(r["tenant_id"], r["snapshot_date"], r["metric"])] = (
+            captured if captured.tzinfo else captured.replace(tzinfo=dt.timezone.utc),
+            r["legacy_value"], r["pipeline_value"], r["log_rows_between"])
+    return out
 
 
 def history_rows(engine, table: str) -> dict[tuple, dict]:
@@ -140,6 +226,17 @@ def as_numbers(metrics):
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(history=histories())
 def test_sql_equals_reference(engine, history):
+    check_against_reference(engine, history)
+
+
+@settings(max_examples=max(EXAMPLES // 4, 1), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(history=histories())
+def test_sql_equals_reference_with_prisma_column_types(prisma_engine, history):
+    check_against_reference(prisma_engine, history)
+
+
+def check_against_reference(engine, history):
     load(engine, history)
     compute(engine)
     ref = Reference(load_source(engine), first_day=FIRST)
@@ -159,6 +256,13 @@ def test_sql_equals_reference(engine, history):
     assert rows(engine, "engagement_progress", key="engagement_id") == ref.engagement_progress()
     for table in HISTORY_TABLES:
         assert history_rows(engine, table) == reference_history(ref, table, *HISTORY_WINDOW), table
+    legacy = load_legacy(engine)
+    expected = ref.legacy_snapshot_diff(legacy, FIRST, LAST)
+    assert legacy_diff(engine) == expected
+    # What the examples covered (pytest --hypothesis-show-statistics).
+    event(f"legacy differences: {'some' if expected else 'none'}")
+    event(f"a difference explained by the log: {any(v[3] for v in expected.values())}")
+    event(f"a difference the pipeline has no row for: {any(v[2] is None for v in expected.values())}")
 
     # Narrow runs read only the log rows that can matter to their days: the same answers.
     w = warehouse(engine)
@@ -168,6 +272,8 @@ def test_sql_equals_reference(engine, history):
         for day in days(first, last):
             assert rows(engine, "severity_snapshot", day) == ref.severity(day), (first, last, day)
             assert rows(engine, "compliance_snapshot", day) == ref.compliance(day), (first, last, day)
+        w.write_legacy_snapshot_diff(first, last)
+        assert legacy_diff(engine, first, last) == ref.legacy_snapshot_diff(legacy, first, last), (first, last)
 
 
 # --- the record history kept up to date: incremental updates equal a full rebuild ---------------------

@@ -42,16 +42,17 @@ def demo_database(pg_databases, scale=1) -> tuple[str, Engine]:
 
 
 def source_fingerprint(engine: Engine) -> dict[str, tuple]:
-    """Content and row versions (xmin) of every source table: any write would change one of them."""
+    """Content and row versions (xmin) of every source table and of the old job's: any write would
+    change one of them."""
     out = {}
     with engine.connect() as conn:
-        for table in SOURCE_TABLES:
+        for table in (*SOURCE_TABLES, '"DashboardSnapshot"'):
             out[table] = conn.execute(text(
                 f"SELECT count(*), md5(string_agg(t::text, '|' ORDER BY t.id::text)), "
                 f"md5(string_agg(t.xmin::text, '|' ORDER BY t.id::text)) FROM {table} t"
             )).one()
             out[table + " indexes"] = tuple(conn.execute(text(
-                "SELECT indexname FROM pg_indexes WHERE tablename = :t ORDER BY 1"), {"t": table}).scalars())
+                "SELECT indexname FROM pg_indexes WHERE tablename = :t ORDER BY 1"), {"t": table.strip('"')}).scalars())
     return out
 
 
@@ -77,6 +78,7 @@ def test_least_privilege_role_with_output_schema_and_untouched_sources(pg_databa
         GRANT CONNECT, TEMPORARY ON DATABASE "{database}" TO {role};
         GRANT USAGE ON SCHEMA public TO {role};
         GRANT SELECT ON tenant, audit_engagement, observation, compliance_requirement, audit_log TO {role};
+        GRANT SELECT ON "DashboardSnapshot" TO {role};
         CREATE SCHEMA audit_pipeline AUTHORIZATION {role};
     """
     with admin_engine.begin() as conn:

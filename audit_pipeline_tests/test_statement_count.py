@@ -5,6 +5,7 @@ import datetime as dt
 from sqlalchemy import event
 
 from audit_pipeline.history import update_record_history
+from audit_pipeline import tables
 
 from .builder import SourceBuilder, warehouse
 
@@ -22,6 +23,7 @@ def statements_for(engine, days: int) -> list[str]:
                       w.write_dashboard_snapshot, w.write_compliance_trend_daily):
             write(first, last)
         w.write_severity_trend_quarterly()
+        w.write_legacy_snapshot_diff(first, last)
     finally:
         event.remove(engine, "before_cursor_execute", listener)
     return issued
@@ -36,6 +38,7 @@ def add_tenants(src, first, count):
 
 def test_statement_count_grows_with_neither_days_nor_tenants(engine):
     src = SourceBuilder(engine)
+    tables.legacy_metadata.create_all(engine)  # the old job's table, read by the comparison
     add_tenants(src, 0, 3)
     short, long = statements_for(engine, 2), statements_for(engine, 120)
     add_tenants(src, 3, 12)

@@ -1,6 +1,6 @@
 """The Dagster UI in a real browser: the webserver on the demo database, driven by headless Chromium.
 
-Finds the eight assets in the asset graph, the schedules and sensors, launches a backfill of a few
+Finds the nine assets in the asset graph, the schedules and sensors, launches a backfill of a few
 days of the daily assets from the UI and waits for it to succeed. Screenshots go to
 test-artifacts/ui/. Needs Debian's `chromium` (.ci/run installs it); without it the test is skipped
 with the reason, unless AUDIT_PIPELINE_REQUIRE_BROWSER=1 (CI), which makes that a failure.
@@ -31,8 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("AUDIT_PIPELINE_ARTIFACTS", ROOT / "test-artifacts")) / "ui"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ASSETS = ["severity_snapshot", "compliance_snapshot", "health_snapshot", "dashboard_snapshot",
-          "compliance_trend_daily", "severity_trend_quarterly", "repeat_finding", "engagement_progress"]
-GROUPS = ["daily_snapshots", "trends", "findings"]
+          "compliance_trend_daily", "severity_trend_quarterly", "repeat_finding", "engagement_progress",
+          "legacy_snapshot_diff"]
+GROUPS = ["daily_snapshots", "trends", "findings", "cutover"]
 AUTOMATIONS = ["nightly_audit_history", "freshness_at_2am", "late_correction_sensor", "run_failure_alert"]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -116,7 +117,7 @@ def found(page, names):
     return [n for n in names if page.get_by_text(n, exact=True).count()]
 
 
-def test_asset_graph_shows_the_eight_assets(webserver, page):
+def test_asset_graph_shows_the_nine_assets(webserver, page):
     base, _, _ = webserver
     page.goto(f"{base}/asset-groups")
     page.get_by_text("daily_snapshots", exact=True).first.wait_for()

@@ -4,6 +4,7 @@
   days with one value), rebuilt or brought up to date from `audit_log`;
 - `snapshots`: the daily snapshots, counted from the history;
 - `trends`, `findings`: what the dashboard's widgets read;
+- `legacy`: the old cron job's snapshots compared with the pipeline's;
 - `checks`: the rows an asset check reports; `log`: what the log reader's consumers read.
 
 Values are always bound parameters; the only text spliced into a statement is code: column names,

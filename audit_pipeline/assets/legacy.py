@@ -1,0 +1,137 @@
+"""The old cron job compared with the reconstructed history: the evidence the team reads before the
+cutover, as legacy_snapshot_diff rows and as the materialization's metadata."""
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+import dagster as dg
+
+from ..calendar import local_date, parse_instant
+from ..catalog import table_metadata
+from ..partitions import daily_partitions
+from ..resources import DatabaseResource
+from ..settings import LEGACY_SNAPSHOT_TABLE_VAR
+from ..sql import legacy
+from ..warehouse import Warehouse
+from ._run import markdown_table, run_days, write
+from .daily import daily, dashboard_snapshot
+
+GROUP = "cutover"
+WORST_DAYS = 10
+
+
+@dg.asset(
+    **daily,
+    group_name=GROUP,
+    kinds={"sql"},
+    deps=[dashboard_snapshot],
+    metadata=table_metadata("legacy_snapshot_diff", daily_partitions),
+    description=(
+        "The old cron job's DashboardSnapshot rows against dashboard_snapshot: one row per tenant, day "
+        "and metric that differ, with the audit_log rows between the day's end and the old job's run. "
+        "The old table is only read; without it nothing is compared."
+    ),
+)
+def legacy_snapshot_diff(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
+    start, end = run_days(context)
+    w = database.warehouse()
+    return write(context, lambda: w.write_legacy_snapshot_diff(start, end), lambda: comparison_report(context, w, start, end))
+
+
+@dataclass(frozen=True)
+class DayComparison:
+    """One day's tenant-days, as `legacy.comparison_by_day` counts them."""
+
+    day: dt.date
+    compared: int
+    matching: int
+    differing: int
+    explained: int
+    reruns: int
+    not_in_pipeline: int
+    without_legacy_row: int
+
+    @property
+    def unexplained(self) -> int:
+        return self.differing - self.explained
+
+
+def comparison_report(context: dg.AssetExecutionContext, w: Warehouse, start: dt.date, end: dt.date) -> dict:
+    """The comparison of the run's days, for the team: counts, per metric, the worst days."""
+    name = ".".join(part for part in w.settings.legacy_snapshot_table if part)
+    table = w.legacy_snapshot_table()
+    if table is None:
+        context.log.info(f'no table "{name}" ({LEGACY_SNAPSHOT_TABLE_VAR}): nothing to compare for {start}..{end}')
+        return {"legacy_table": dg.MetadataValue.text(f'"{name}" does not exist: nothing compared')}
+
+    d = w.dialect
+    params = {**legacy.range_params(d, start, end), **legacy.window_params(d, w.settings.tz, start, end)}
+    dashboard, diff = w.table_ref("dashboard_snapshot"), w.table_ref("legacy_snapshot_diff")
+    days = [DayComparison(_date(day), *(int(n or 0) for n in counts))
+            for day, *counts in w.find(legacy.comparison_by_day(d, table, dashboard, diff), **params)]
+    span = old_job_days(w, table)
+    in_span = [c for c in days if span and span[0] <= c.day <= span[1]]
+    missed = [c for c in in_span if c.without_legacy_row]
+    total = lambda field: sum(getattr(c, field) for c in days)  # noqa: E731
+    by_metric = {metric: {"differences": n, "explained_by_log": int(explained or 0)}
+                 for metric, n, explained in w.find(legacy.differences_by_metric(diff), **params)}
+
+    summary = (
+        f"{total('compared')} tenant-days compared with the old job: {total('matching')} match, "
+        f"{total('differing')} differ ({total('explained')} explained by the log, {total('unexplained')} not); "
+        f"{total('reruns')} with re-runs; {sum(c.without_legacy_row for c in missed)} without an old-job row "
+        f"({sum(1 for c in missed if not c.compared)} whole nights missed)"
+    )
+    context.log.info(summary)
+    worst = sorted((c for c in days if c.differing or c.day in {m.day for m in missed}),
+                   key=lambda c: (-c.unexplained, -c.differing, -c.without_legacy_row, c.day))[:WORST_DAYS]
+    return {
+        "legacy_table": dg.MetadataValue.text(table.name),
+        "summary": dg.MetadataValue.text(summary),
+        "old_job_describes": dg.MetadataValue.text(f"{span[0]}..{span[1]}" if span else "no day (no rows)"),
+        "tenant_days_compared": dg.MetadataValue.int(total("compared")),
+        "tenant_days_matching": dg.MetadataValue.int(total("matching")),
+        "tenant_days_differing": dg.MetadataValue.int(total("differing")),
+        "differences_explained_by_log": dg.MetadataValue.int(total("explained")),
+        "differences_unexplained": dg.MetadataValue.int(total("unexplained")),
+        "differences_by_metric": dg.MetadataValue.json(by_metric),
+        "tenant_days_with_reruns": dg.MetadataValue.int(total("reruns")),
+        "tenant_days_not_in_pipeline": dg.MetadataValue.int(total("not_in_pipeline")),
+        "tenant_days_missed_by_old_job": dg.MetadataValue.int(sum(c.without_legacy_row for c in missed)),
+        "nights_missed_by_old_job": dg.MetadataValue.int(sum(1 for c in missed if not c.compared)),
+        "days_outside_old_job": dg.MetadataValue.int(len(days) - len(in_span)),
+        f"worst days (first {WORST_DAYS})": markdown_table(
+            ["day", "compared", "matching", "differing", "explained by log", "unexplained", "re-runs",
+             "not in pipeline", "no old-job row"],
+            [(c.day, c.compared, c.matching, c.differing, c.explained, c.unexplained, c.reruns, c.not_in_pipeline,
+              c.without_legacy_row if c in missed else "") for c in worst],
+        ),
+        f"largest unexplained differences (first {legacy.PREVIEW_ROWS})": markdown_table(
+            ["day", "tenant", "metric", "old job", "pipeline"],
+            [(_date(day), tenant, metric, _number(old), _number(new))
+             for day, tenant, metric, old, new in w.find(legacy.largest_unexplained(diff), **params)],
+        ),
+    }
+
+
+def old_job_days(w: Warehouse, table: legacy.LegacyTable) -> tuple[dt.date, dt.date] | None:
+    """The first and last day the old job's rows describe: outside them it was not running yet, or
+    any more, so a day without its rows there is no missed night."""
+    first, last = w.find(legacy.capture_span(w.dialect, table))[0]
+    if first is None:
+        return None
+    one_day = dt.timedelta(days=1)
+    return (local_date(parse_instant(first), w.settings.tz) - one_day,
+            local_date(parse_instant(last), w.settings.tz) - one_day)
+
+
+def _number(value) -> str | None:
+    """A value as the team reads it, the same on both databases: 100, not 100.0 or 1E+2."""
+    if value is None:
+        return None
+    return format(Decimal(str(value)).normalize(), "f")
+
+
+def _date(value) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
