@@ -87,6 +87,10 @@ class Dialect:
         """The day after `day`."""
         raise NotImplementedError
 
+    def previous_day(self, day: str) -> str:
+        """The day before `day`."""
+        raise NotImplementedError
+
     def as_day(self, param: str) -> str:
         """A bound day parameter where its type must be known (a recursive CTE's first row)."""
         return param
@@ -171,6 +175,9 @@ class PostgresDialect(Dialect):
     def next_day(self, day: str) -> str:
         return f"CAST({day} + 1 AS date)"
 
+    def previous_day(self, day: str) -> str:
+        return f"CAST({day} - 1 AS date)"
+
     def as_day(self, param: str) -> str:
         return f"CAST({param} AS date)"
 
@@ -221,6 +228,9 @@ class SqliteDialect(Dialect):
 
     def next_day(self, day: str) -> str:
         return f"date({day}, '+1 day')"
+
+    def previous_day(self, day: str) -> str:
+        return f"date({day}, '-1 day')"
 
     def day_param(self, day: dt.date):
         return day.isoformat()

@@ -183,6 +183,7 @@ def output_metadata(schema: str | None = None) -> MetaData:
         Column("open_count", Integer, nullable=False),
         Column("closed_count", Integer, nullable=False),
     )
+    snapshot_change(md)
     history("observation_history", md, "observation_id", "severity")
     history("requirement_history", md, "requirement_id", "status")
 
@@ -211,6 +212,35 @@ def output_metadata(schema: str | None = None) -> MetaData:
         Column("timezone", Text, nullable=False),  # the days were those of this time zone
     )
     return md
+
+
+def snapshot_change(md: MetaData) -> Table:
+    """What changed on a day (contract: "What changed on a day"): the records whose place differs
+    from the day before's, per tenant of the day's snapshot."""
+    return Table(
+        "snapshot_change",
+        md,
+        Column("tenant_id", Text, primary_key=True, comment="The record's tenant, one of the day's snapshot."),
+        Column("snapshot_date", Date, primary_key=True, comment="The day D: its place compared with D-1's."),
+        Column("record_table", Text, primary_key=True, comment="observation or compliance_requirement."),
+        Column("record_id", Text, primary_key=True, comment="The observation's or requirement's id."),
+        Column(
+            "change", Text, nullable=False,
+            comment="opened, closed or severity_changed (observation); added, removed or status_changed "
+            "(requirement). Says whether the record had a place on D-1 and on D: a null value does not.",
+        ),
+        Column(
+            "value_before", Text, nullable=True,
+            comment="The place's value on D-1 (normalized severity or status); null when it had no place "
+            "(opened, added) or a null value.",
+        ),
+        Column(
+            "value_after", Text, nullable=True,
+            comment="The place's value on D; null when it has no place (closed, removed) or a null value.",
+        ),
+        # A run replaces and checks whole days, like the snapshots.
+        Index("snapshot_change_by_day", "snapshot_date"),
+    )
 
 
 def history(name: str, md: MetaData, id_column: str, value_column: str) -> Table:
