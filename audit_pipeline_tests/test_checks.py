@@ -187,21 +187,26 @@ def test_counts_follow_from_changes_names_the_tenant_day_and_counts(engine, db_u
 
 def test_counts_follow_from_changes_checks_the_runs_days_with_the_day_before_from_the_history(engine, db_url):
     clean_history(engine)
-    # Days before the run's are not materialized: its first day's D-1 is counted from the history.
-    # (t1 has "a" HIGH and "b" LOW open since May, and r1 COMPLIANT.)
-    execute(engine, "DELETE FROM severity_snapshot WHERE snapshot_date < '2024-06-04'")
+    # The day before the run's first is counted from the history (t1 has "a" HIGH and "b" LOW open
+    # since May, and r1 COMPLIANT), whatever its row says: here not materialized, or written before
+    # a correction that the run took in (its own re-run is the sensor's business).
     execute(engine, "DELETE FROM compliance_snapshot WHERE snapshot_date < '2024-06-04'")
+    execute(engine, "UPDATE severity_snapshot SET low_open = 7 WHERE tenant_id = 't1' AND snapshot_date = '2024-06-03'")
     in_run = dg.materialize(
         [*ALL_ASSETS, *asset_checks], resources={"database": DatabaseResource(url=db_url)},
         selection=dg.AssetSelection.checks(dg.AssetCheckKey(dg.AssetKey("snapshot_change"), "counts_follow_from_changes")),
         tags={"dagster/asset_partition_range_start": "2024-06-04", "dagster/asset_partition_range_end": "2024-06-05"},
     )
     assert [e.passed for e in in_run.get_asset_check_evaluations()] == [True]
-    # A snapshot row of the run's days missing is a failure of its day (there is nothing to compare).
+    # A row of the checked days missing fails its day, which has nothing to compare; the stale row
+    # of 06-03 fails 06-03 and 06-04 in a check of every day.
     execute(engine, "DELETE FROM compliance_snapshot WHERE tenant_id = 't2' AND snapshot_date = '2024-06-05'")
     result = check("snapshot_change", "counts_follow_from_changes", db_url)
     assert not result.passed
-    assert {(m["table"], m["column"], m["tenant_id"], m["day"], m["actual"]) for m in result.metadata["mismatches"].value} == {
-        ("compliance_snapshot", "total", "t2", "2024-06-05", None),
-        ("compliance_snapshot", "compliant", "t2", "2024-06-05", None),
-    }
+    assert [(m["table"], m["column"], m["tenant_id"], m["day"], m["expected"], m["actual"])
+            for m in result.metadata["mismatches"].value] == [
+        ("severity_snapshot", "low_open", "t1", "2024-06-03", 1, 7),
+        ("severity_snapshot", "low_open", "t1", "2024-06-04", 7, 1),
+        ("compliance_snapshot", "compliant", "t2", "2024-06-05", 0, None),
+        ("compliance_snapshot", "total", "t2", "2024-06-05", 0, None),
+    ]

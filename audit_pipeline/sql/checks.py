@@ -144,12 +144,14 @@ def counts_follow_from_changes(
     """Per tenant of each day's snapshot from :first_day to :last_day, each count column of `snapshot`
     against the contract's identity: D's count = D-1's (0 when the tenant was not in D-1's snapshot)
     + the day's `record_table` changes with a counted value after - those with one before. Returns
-    (column, tenant_id, day, previous, plus, minus, actual) where it does not hold (actual null: no row).
+    (column, tenant_id, day, previous, plus, minus, actual) where it does not hold, or where D's row
+    is missing (actual null); a missing D-1 row (previous null) is reported on its own day.
 
     `counts` maps each column to its condition on a value (`{v}`, sql.snapshots). D-1's counts are
-    the table's; where it has no row of a tenant that was in D-1's snapshot (the day before a run's
-    first, never materialized) they are counted from the record history. Binds :first_day, :last_day
-    and :day_before_first.
+    the table's within the checked days; the day before the first is counted from the record history,
+    as it is now: it may never have been materialized, or have been written before a correction that
+    the run took in (its re-run is the late-correction sensor's business, not this run's failure).
+    Binds :first_day, :last_day and :day_before_first.
     """
     # A change row says whether the record had a place before and has one after; its value is the
     # place's, possibly null (a null place counts in open_total and in total).
@@ -165,7 +167,8 @@ def counts_follow_from_changes(
         for column, condition in counts.items()
     )
     compared = ",\n".join(
-        f"               CASE WHEN g.previous < g.first_day THEN 0 ELSE coalesce(p.{column}, fh.{column}, 0) END AS previous_{column},\n"
+        f"               CASE WHEN g.previous < g.first_day THEN 0 WHEN g.day = :first_day THEN coalesce(fh.{column}, 0)\n"
+        f"                    ELSE p.{column} END AS previous_{column},\n"
         f"               coalesce(m.plus_{column}, 0) AS plus_{column}, coalesce(m.minus_{column}, 0) AS minus_{column},\n"
         f"               a.{column} AS actual_{column}"
         for column in counts
@@ -199,15 +202,14 @@ def counts_follow_from_changes(
         FROM grid g
         JOIN {history} h ON h.tenant_id = g.tenant_id
              AND h.valid_from <= g.previous AND (h.valid_to IS NULL OR h.valid_to > g.previous)
-        WHERE g.previous >= g.first_day
-          AND NOT EXISTS (SELECT 1 FROM {snapshot} s WHERE s.tenant_id = g.tenant_id AND s.snapshot_date = g.previous)
+        WHERE g.day = :first_day AND g.previous >= g.first_day
         GROUP BY g.tenant_id, g.day
     ),
     compared AS (
         SELECT g.tenant_id, g.day,
 {compared}
         FROM grid g
-        LEFT JOIN {snapshot} p ON p.tenant_id = g.tenant_id AND p.snapshot_date = g.previous
+        LEFT JOIN {snapshot} p ON p.tenant_id = g.tenant_id AND p.snapshot_date = g.previous AND g.day > :first_day
         LEFT JOIN from_history fh ON fh.tenant_id = g.tenant_id AND fh.day = g.day
         LEFT JOIN moved m ON m.tenant_id = g.tenant_id AND m.day = g.day
         LEFT JOIN {snapshot} a ON a.tenant_id = g.tenant_id AND a.snapshot_date = g.day
