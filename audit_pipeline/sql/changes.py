@@ -131,15 +131,19 @@ def largest_movements(d: Dialect, changes: str, health: str) -> str:
         LEFT JOIN {health} hb ON hb.tenant_id = m.tenant_id AND hb.snapshot_date = {d.previous_day('m.snapshot_date')}
     ),
     largest AS (
+        -- LIMIT, not a filter on a rank: the planner then knows how few rows the joins below read
+        -- (by primary key) instead of scanning the source tables for titles
         SELECT movements.*,
                row_number() OVER (ORDER BY
                    CASE WHEN health_before IS NULL OR health_after IS NULL THEN 1 ELSE 0 END,
                    abs(coalesce(health_after - health_before, 0)) DESC, changes DESC,
                    snapshot_date DESC, tenant_id) AS movement
         FROM movements
+        ORDER BY movement
+        LIMIT {PREVIEW_ROWS}
     ),
     explained AS (
-        SELECT l.movement, c.record_table, c.record_id, c.change, c.value_before, c.value_after,
+        SELECT l.*, c.record_table, c.record_id, c.change, c.value_before, c.value_after,
                coalesce(o.title, r.title) AS title,
                row_number() OVER (PARTITION BY l.movement ORDER BY
                    CASE c.record_table WHEN 'observation' THEN 0 ELSE 1 END,
@@ -150,11 +154,10 @@ def largest_movements(d: Dialect, changes: str, health: str) -> str:
         JOIN {changes} c ON c.tenant_id = l.tenant_id AND c.snapshot_date = l.snapshot_date
         LEFT JOIN observation o ON c.record_table = 'observation' AND o.id = c.record_id
         LEFT JOIN compliance_requirement r ON c.record_table = 'compliance_requirement' AND r.id = c.record_id
-        WHERE l.movement <= {PREVIEW_ROWS}
     )
-    SELECT l.movement, l.tenant_id, l.snapshot_date, l.health_before, l.health_after, l.entered, l.changes,
-           e.record_table, e.record_id, e.change, e.value_before, e.value_after, e.title
-    FROM largest l JOIN explained e ON e.movement = l.movement
-    WHERE e.pick <= {CHANGES_PER_MOVEMENT}
-    ORDER BY l.movement, e.pick
+    SELECT movement, tenant_id, snapshot_date, health_before, health_after, entered, changes,
+           record_table, record_id, change, value_before, value_after, title
+    FROM explained
+    WHERE pick <= {CHANGES_PER_MOVEMENT}
+    ORDER BY movement, pick
     """

@@ -197,22 +197,24 @@ def counts_follow_from_changes(
         GROUP BY c.tenant_id, c.snapshot_date
     ),
     from_history AS (
-        SELECT g.tenant_id, g.day,
+        -- the counts of the day before the first, as the history has them (per tenant)
+        SELECT h.tenant_id,
 {from_history}
-        FROM grid g
-        JOIN {history} h ON h.tenant_id = g.tenant_id
-             AND h.valid_from <= g.previous AND (h.valid_to IS NULL OR h.valid_to > g.previous)
-        WHERE g.day = :first_day AND g.previous >= g.first_day
-        GROUP BY g.tenant_id, g.day
+        FROM {history} h
+        WHERE h.valid_from <= :day_before_first AND (h.valid_to IS NULL OR h.valid_to > :day_before_first)
+        GROUP BY h.tenant_id
     ),
     compared AS (
+        -- the tables read by day (their index): a one-day check reads one day of each
         SELECT g.tenant_id, g.day,
 {compared}
         FROM grid g
-        LEFT JOIN {snapshot} p ON p.tenant_id = g.tenant_id AND p.snapshot_date = g.previous AND g.day > :first_day
-        LEFT JOIN from_history fh ON fh.tenant_id = g.tenant_id AND fh.day = g.day
+        LEFT JOIN (SELECT * FROM {snapshot} WHERE snapshot_date >= :first_day AND snapshot_date < :last_day) p
+               ON p.tenant_id = g.tenant_id AND p.snapshot_date = g.previous
+        LEFT JOIN from_history fh ON fh.tenant_id = g.tenant_id AND g.day = :first_day
         LEFT JOIN moved m ON m.tenant_id = g.tenant_id AND m.day = g.day
-        LEFT JOIN {snapshot} a ON a.tenant_id = g.tenant_id AND a.snapshot_date = g.day
+        LEFT JOIN (SELECT * FROM {snapshot} WHERE snapshot_date >= :first_day AND snapshot_date <= :last_day) a
+               ON a.tenant_id = g.tenant_id AND a.snapshot_date = g.day
     )
 {mismatches}
     ORDER BY 3, 2, 1
