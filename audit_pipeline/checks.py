@@ -13,13 +13,16 @@ import dagster as dg
 
 from .assets._run import retried_if_transient
 from .sql import checks as check_sql
+from .sql.history import OBSERVATIONS, REQUIREMENTS
+from .sql.snapshots import COMPLIANCE_COUNTS, SEVERITY_COUNTS
+from .assets.changes import snapshot_change
 from .assets.daily import compliance_snapshot, dashboard_snapshot, health_snapshot, severity_snapshot
 from .assets.trends import compliance_trend_daily
 from .dialect import DAY_MAX, DAY_MIN
 from .partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 from .resources import DatabaseResource
 from .settings import load_settings
-from .source_checks import problems_result
+from .source_checks import MAX_EXAMPLES, problems_result
 
 SEVERITY, COMPLIANCE = severity_snapshot.key, compliance_snapshot.key
 DAILY_KEYS = (SEVERITY, COMPLIANCE, health_snapshot.key, dashboard_snapshot.key, compliance_trend_daily.key)
@@ -92,8 +95,74 @@ def values_in_range(asset: dg.AssetKey, conditions: dict[str, str]) -> dg.AssetC
     return _check
 
 
+# The count columns of each snapshot, and the record history and record table that explain them.
+IDENTITY_TABLES = {
+    "severity_snapshot": (SEVERITY_COUNTS, OBSERVATIONS),
+    "compliance_snapshot": (COMPLIANCE_COUNTS, REQUIREMENTS),
+}
+
+
+def change_identity_problems(w, days: tuple[dt.date, dt.date] | None) -> list[dict]:
+    """Where a snapshot's count of D is not D-1's plus D's changes (see sql.checks), on every one of
+    `days` (first, last), or with None on every day each snapshot table holds."""
+    problems = []
+    for table, (counts, kind) in IDENTITY_TABLES.items():
+        span = days
+        if span is None:
+            first, last = w.find(check_sql.day_span(w.table_ref(table)))[0]
+            if first is None:
+                continue
+            span = (as_date(first), as_date(last))
+        sql = check_sql.counts_follow_from_changes(
+            w.dialect, w.table_ref(table), counts, w.table_ref(kind.history), kind.value_column,
+            w.table_ref("snapshot_change"), kind.log_table,
+        )
+        bounds = {name: w.dialect.day_param(day) for name, day in
+                  (("first_day", span[0]), ("last_day", span[1]), ("day_before_first", span[0] - dt.timedelta(days=1)))}
+        problems += [mismatch(table, *row) for row in w.find(sql, **bounds)]
+    return problems
+
+
+def mismatch(table: str, column: str, tenant: str, day, previous, plus, minus, actual) -> dict:
+    """One count that does not follow, as JSON metadata (None: no row)."""
+    number = lambda value: None if value is None else int(value)  # noqa: E731
+    previous, plus, minus, actual = number(previous), int(plus), int(minus), number(actual)
+    expected = None if previous is None else previous + plus - minus
+    return dict(table=table, column=column, tenant_id=tenant, day=as_date(day).isoformat(),
+                previous=previous, plus=plus, minus=minus, expected=expected, actual=actual)
+
+
+def arithmetic(p: dict) -> str:
+    """'D-1 + added - removed = expected, table has actual', as a failure reads it."""
+    stored = "no row" if p["actual"] is None else p["actual"]
+    if p["previous"] is None:  # the day before's row is missing too (reported on its own day)
+        return f"table has {stored}"
+    return f"{p['previous']} + {p['plus']} - {p['minus']} = {p['expected']}, table has {stored}"
+
+
+def counts_follow_from_changes() -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=snapshot_change.key,
+        name="counts_follow_from_changes",
+        # An ERROR that blocks: one of the two tables is wrong, and whatever reads them should wait.
+        blocking=True,
+        description="For every tenant and day of the run (outside a run: every day of the snapshots), each count of "
+        "severity_snapshot and compliance_snapshot equals the day before's (0 for a tenant new that day) plus the "
+        "day's changes with that value after, minus those with it before. The day before a run's first is counted "
+        "from the record history (it may not be materialized, or be due for a re-run after a correction).",
+    )
+    @retried_if_transient
+    def _check(context: dg.AssetCheckExecutionContext, database: DatabaseResource) -> dg.AssetCheckResult:
+        problems = change_identity_problems(database.warehouse(), run_days(context))
+        rows = [("count differs", f"{p['tenant_id']} {p['day']} {p['table']}.{p['column']}", arithmetic(p)) for p in problems]
+        return problems_result(rows, mismatches=dg.MetadataValue.json(problems[:MAX_EXAMPLES]))
+
+    return _check
+
+
 asset_checks = [
     *(one_row_per_tenant_and_day(key) for key in DAILY_KEYS),
+    counts_follow_from_changes(),
     values_in_range(SEVERITY, check_sql.SEVERITY_RANGES),
     values_in_range(COMPLIANCE, check_sql.COMPLIANCE_RANGES),
     values_in_range(health_snapshot.key, check_sql.HEALTH_RANGES),
@@ -132,4 +201,4 @@ def materialized_by_deadline(asset: dg.AssetKey) -> dg.AssetChecksDefinition:
     return _check
 
 
-freshness_checks = [materialized_by_deadline(key) for key in DAILY_KEYS]
+freshness_checks = [materialized_by_deadline(key) for key in (*DAILY_KEYS, snapshot_change.key)]

@@ -1,6 +1,6 @@
 import dagster as dg
 
-from .assets import daily, findings, history, legacy, trends
+from .assets import changes, daily, findings, history, legacy, trends
 from .checks import asset_checks, freshness_checks
 from .jobs import audit_history_job, freshness_job, rebuild_history_job
 from .resources import database_resource_from_env
@@ -8,7 +8,7 @@ from .schedules import freshness_schedule, nightly_schedule
 from .sensors import late_correction_sensor, run_failure_alert
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([history, daily, trends, findings, legacy]),
+    assets=dg.load_assets_from_modules([history, daily, changes, trends, findings, legacy]),
     asset_checks=[*asset_checks, *freshness_checks],
     jobs=[audit_history_job, freshness_job, rebuild_history_job],
     schedules=[nightly_schedule, freshness_schedule],

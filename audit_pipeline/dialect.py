@@ -93,6 +93,10 @@ class Dialect:
         """The day after `day`."""
         raise NotImplementedError
 
+    def previous_day(self, day: str) -> str:
+        """The day before `day`."""
+        raise NotImplementedError
+
     def as_day(self, param: str) -> str:
         """A bound day parameter where its type must be known (a recursive CTE's first row)."""
         return param
@@ -209,6 +213,9 @@ class PostgresDialect(Dialect):
     def next_day(self, day: str) -> str:
         return f"CAST({day} + 1 AS date)"
 
+    def previous_day(self, day: str) -> str:
+        return f"CAST({day} - 1 AS date)"
+
     def as_day(self, param: str) -> str:
         return f"CAST({param} AS date)"
 
@@ -295,6 +302,9 @@ class SqliteDialect(Dialect):
 
     def is_distinct(self, a: str, b: str) -> str:
         return f"({a} IS NOT {b})"  # SQLite's IS NOT is null-safe
+
+    def previous_day(self, day: str) -> str:
+        return f"date({day}, '-1 day')"
 
     def day_param(self, day: dt.date):
         return day.isoformat()

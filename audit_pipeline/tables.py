@@ -310,6 +310,7 @@ def output_metadata(schema: str | None = None) -> MetaData:
         "The requirement's status as of the end of each day of the run (trimmed, upper case; unknown values "
         "kept, null stays null), from its creation on.",
     )
+    snapshot_change(md)
 
     # The record history's own bookkeeping (not tables of the contract): each log row's parsed field
     # values, by record, so that an update reads only the records new rows touch (audit_log has no
@@ -341,6 +342,35 @@ def output_metadata(schema: str | None = None) -> MetaData:
         info=BOOKKEEPING,
     )
     return md
+
+
+def snapshot_change(md: MetaData) -> Table:
+    """What changed on a day (contract: "What changed on a day"): the records whose place differs
+    from the day before's, per tenant of the day's snapshot."""
+    return Table(
+        "snapshot_change",
+        md,
+        Column("tenant_id", Text, primary_key=True, comment="The record's tenant, one of the day's snapshot."),
+        Column("snapshot_date", Date, primary_key=True, comment="The day D: its place compared with D-1's."),
+        Column("record_table", Text, primary_key=True, comment="observation or compliance_requirement."),
+        Column("record_id", Text, primary_key=True, comment="The observation's or requirement's id."),
+        Column(
+            "change", Text, nullable=False,
+            comment="opened, closed or severity_changed (observation); added, removed or status_changed "
+            "(requirement). Says whether the record had a place on D-1 and on D: a null value does not.",
+        ),
+        Column(
+            "value_before", Text, nullable=True,
+            comment="The place's value on D-1 (normalized severity or status); null when it had no place "
+            "(opened, added) or a null value.",
+        ),
+        Column(
+            "value_after", Text, nullable=True,
+            comment="The place's value on D; null when it has no place (closed, removed) or a null value.",
+        ),
+        # A run replaces and checks whole days, like the snapshots.
+        Index("snapshot_change_by_day", "snapshot_date"),
+    )
 
 
 # Tables the pipeline keeps for itself, not tables of the contract: no asset shows them.

@@ -16,7 +16,7 @@ from typing import Callable
 
 from sqlalchemy import JSON, Column, Connection, Date, DateTime, Engine, Integer, MetaData, Table, Text, bindparam, inspect, text
 
-from .sql import findings, log as log_sql, snapshots, trends
+from .sql import changes, findings, log as log_sql, snapshots, trends
 from .sql.common import CALENDAR
 from .calendar import day_end, days, fiscal_quarter, parse_instant
 from .corrections import LogRow
@@ -174,6 +174,12 @@ class Warehouse:
         return self._replace_days(
             "compliance_trend_daily", sql, start, end, window_start=self.dialect.day_param(window_start)
         )
+
+    def write_snapshot_change(self, start: dt.date, end: dt.date) -> WriteResult:
+        self.prepare()
+        histories = {name: self.table_ref(name) for name in ("observation_history", "requirement_history")}
+        sql = changes.snapshot_change(self.dialect, self.table_ref("snapshot_change"), histories)
+        return self._replace_days("snapshot_change", sql, start, end)
 
     # --- whole tables ----------------------------------------------------------------------------
 

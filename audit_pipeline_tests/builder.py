@@ -152,3 +152,12 @@ def create_source_tables(engine: Engine, instant_type, json_type=None, metadata=
             elif json_type is not None and isinstance(column.type, JSON):
                 column.type = json_type
     copies.create_all(engine)
+def change_rows(engine: Engine, day: dt.date | None = None) -> dict[tuple, dict]:
+    """snapshot_change by (tenant, record table, record id) for one day, or by (day, tenant, record
+    table, record id) for all of them."""
+    out = {}
+    for row in all_rows(engine, "snapshot_change", day):
+        key = (row.pop("tenant_id"), row.pop("record_table"), row.pop("record_id"))
+        snapshot_date = row.pop("snapshot_date")
+        out[key if day else (snapshot_date, *key)] = row
+    return out

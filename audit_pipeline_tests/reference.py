@@ -252,6 +252,45 @@ class Reference:
             )
         return out
 
+    def places(self, day: dt.date) -> dict[tuple[str, str], tuple[str, object]]:
+        """Every record's place on `day`, for the tenants of that day's snapshot: (record table, id) ->
+        (tenant, normalized value, maybe None). A record without a place is absent."""
+        T = day_end(day, self.tz)
+        tenants = set(self.tenants_of(day))
+        out = {}
+        for o in self.s.observations:
+            if o["tenant_id"] in tenants and o["created_at"] is not None and o["created_at"] < T and (
+                o["closed_at"] is None or o["closed_at"] >= T
+            ):
+                out[("observation", o["id"])] = (o["tenant_id"], norm(self.value_as_of("observation", o, "severity", T)))
+        for r in self.s.requirements:
+            if r["tenant_id"] in tenants and r["created_at"] is not None and r["created_at"] < T:
+                out[("compliance_requirement", r["id"])] = (
+                    r["tenant_id"], norm(self.value_as_of("compliance_requirement", r, "status", T)))
+        return out
+
+    CHANGES = {
+        "observation": {(False, True): "opened", (True, False): "closed", (True, True): "severity_changed"},
+        "compliance_requirement": {(False, True): "added", (True, False): "removed", (True, True): "status_changed"},
+    }
+
+    def snapshot_change(self, day: dt.date) -> dict[tuple[str, str, str], dict]:
+        """The records whose place on `day` differs from the day before's (no place on the day before
+        for a tenant that was not in its snapshot): (tenant, record table, id) -> change and values."""
+        before, after = self.places(day - dt.timedelta(days=1)), self.places(day)
+        tenants = set(self.tenants_of(day))
+        out = {}
+        for key in before.keys() | after.keys():
+            tenant = (after.get(key) or before[key])[0]
+            if tenant not in tenants or (key in before and key in after and before[key] == after[key]):
+                continue
+            out[(tenant, *key)] = dict(
+                change=self.CHANGES[key[0]][(key in before, key in after)],
+                value_before=before[key][1] if key in before else None,
+                value_after=after[key][1] if key in after else None,
+            )
+        return out
+
     def repeat_findings(self) -> dict[str, dict]:
         observations = {o["id"]: o for o in self.s.observations}
         onboarded = {t["id"] for t in self.s.tenants if t["onboarding_completed"] is True}

@@ -4,16 +4,16 @@ import datetime as dt
 
 import dagster as dg
 
-from audit_pipeline.assets import daily, findings, history, legacy, trends
+from audit_pipeline.assets import changes, daily, findings, history, legacy, trends
 from audit_pipeline.definitions import defs
 from audit_pipeline.partitions import daily_partitions
 from audit_pipeline.resources import DatabaseResource
 
-from .builder import SourceBuilder, count, rows
+from .builder import SourceBuilder, change_rows, count, rows
 
-ALL_ASSETS = dg.load_assets_from_modules([history, daily, trends, findings, legacy])
+ALL_ASSETS = dg.load_assets_from_modules([history, daily, changes, trends, findings, legacy])
 DAILY_KEYS = {"severity_snapshot", "compliance_snapshot", "health_snapshot", "dashboard_snapshot", "compliance_trend_daily",
-              "legacy_snapshot_diff"}
+              "snapshot_change", "legacy_snapshot_diff"}
 RANGE_TAGS = {
     "dagster/asset_partition_range_start": "2024-06-01",
     "dagster/asset_partition_range_end": "2024-06-10",
@@ -32,7 +32,7 @@ def small_history(engine):
     src.requirement("r2", tenant="t2", status="NON_COMPLIANT")
 
 
-def test_definitions_load_with_eleven_assets_and_one_partitions_definition():
+def test_definitions_load_with_twelve_assets_and_one_partitions_definition():
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
     assert keys == DAILY_KEYS | {"severity_trend_quarterly", "repeat_finding", "engagement_progress",
                                  "observation_history", "requirement_history"}
@@ -59,10 +59,12 @@ def test_a_partition_range_is_one_run_and_a_rerun_replaces(engine, db_url):
     steps = [e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_SUCCESS]
     assert sorted(steps) == sorted({"record_history", "log_snapshots", "health_snapshot", "dashboard_snapshot",
                                     "compliance_trend_daily", "severity_trend_quarterly", "current_findings",
-                                    "legacy_snapshot_diff"})
+                                    "snapshot_change", "legacy_snapshot_diff"})
     materialized = result.get_asset_materialization_events()
     severity_days = {e.partition for e in materialized if e.asset_key == dg.AssetKey("severity_snapshot")}
     assert len(severity_days) == 10
+    change_days = {e.partition for e in materialized if e.asset_key == dg.AssetKey("snapshot_change")}
+    assert change_days == severity_days
     # t1 on 10 days, t2 from 06-05 (6 days)
     counts = {t: count(engine, t) for t in ("severity_snapshot", "compliance_snapshot", "health_snapshot",
                                            "dashboard_snapshot", "compliance_trend_daily")}
@@ -73,6 +75,12 @@ def test_a_partition_range_is_one_run_and_a_rerun_replaces(engine, db_url):
     again = dg.materialize(ALL_ASSETS, resources=resources, tags=RANGE_TAGS)
     assert again.success
     assert {t: count(engine, t) for t in counts} == counts
+    # o3 opens on 06-02; t2 enters on 06-05 with r2; o2 opens on 06-06 and closes on 06-08 (o1 and r1
+    # have had the same place since May). Replaced by the re-run, not duplicated.
+    assert sorted((day.isoformat(), key[2], row["change"]) for (day, *key), row in change_rows(engine).items()) == [
+        ("2024-06-02", "o3", "opened"), ("2024-06-05", "r2", "added"),
+        ("2024-06-06", "o2", "opened"), ("2024-06-08", "o2", "closed"),
+    ]
 
 
 def test_one_partition_run(engine, db_url):

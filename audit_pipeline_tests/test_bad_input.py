@@ -7,6 +7,8 @@ from sqlalchemy import event, insert, text
 
 from audit_pipeline import tables
 
+from audit_pipeline.assets.changes import change_metadata
+from audit_pipeline.checks import change_identity_problems
 from audit_pipeline.resources import create_database_engine
 from audit_pipeline.settings import parse_database_url
 from audit_pipeline.warehouse import OutputSchemaError
@@ -84,11 +86,15 @@ def test_values_only_ever_travel_as_bound_parameters(engine):
     listener = lambda conn, cursor, statement, *args: statements.append(statement)  # noqa: E731
     event.listen(engine, "before_cursor_execute", listener)
     w = warehouse(engine)
+    first, last = dt.date(2024, 6, 1), dt.date(2024, 6, 12)
     for step in (w.write_severity_snapshot, w.write_compliance_snapshot, w.write_health_snapshot,
-                 w.write_dashboard_snapshot, w.write_compliance_trend_daily):
-        step(dt.date(2024, 6, 1), dt.date(2024, 6, 12))
+                 w.write_dashboard_snapshot, w.write_compliance_trend_daily, w.write_snapshot_change):
+        step(first, last)
     w.write_severity_trend_quarterly(), w.write_repeat_finding(), w.write_engagement_progress()
     w.write_legacy_snapshot_diff(dt.date(2024, 6, 1), dt.date(2024, 6, 12))
+    # The changes' check and their preview (which reads titles) too.
+    assert change_identity_problems(w, (first, last)) == []
+    assert f"“{MARK}”" in change_metadata(w, first, last)["largest movements (first 10)"].value  # a title
     event.remove(engine, "before_cursor_execute", listener)
     assert len(statements) > 20
     assert not [s for s in statements if "marker" in s]

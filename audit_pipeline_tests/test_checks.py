@@ -5,7 +5,7 @@ import datetime as dt
 import dagster as dg
 from sqlalchemy import text
 
-from audit_pipeline.assets import daily, findings, history, trends
+from audit_pipeline.assets import changes, daily, findings, history, trends
 from audit_pipeline.checks import asset_checks
 from audit_pipeline.resources import DatabaseResource
 
@@ -14,7 +14,7 @@ from .builder import SourceBuilder, warehouse
 RANGE = (dt.date(2024, 6, 1), dt.date(2024, 6, 5))
 
 
-ALL_ASSETS = dg.load_assets_from_modules([history, daily, trends, findings])
+ALL_ASSETS = dg.load_assets_from_modules([history, daily, changes, trends, findings])
 # Checks of the outputs are definitions of their own; checks of the sources are declared on the
 # (multi-)assets that read them and run in their steps.
 ALL_CHECK_KEYS = [k for d in (*asset_checks, *ALL_ASSETS) for k in d.check_keys]
@@ -38,7 +38,7 @@ def clean_history(engine):
     src.requirement("r1", status="COMPLIANT")
     w = warehouse(engine)
     for write in (w.write_severity_snapshot, w.write_compliance_snapshot, w.write_health_snapshot,
-                  w.write_dashboard_snapshot, w.write_compliance_trend_daily):
+                  w.write_dashboard_snapshot, w.write_compliance_trend_daily, w.write_snapshot_change):
         write(*RANGE)
     w.write_repeat_finding()
     return src
@@ -54,7 +54,7 @@ TABLES = ("severity_snapshot", "compliance_snapshot", "health_snapshot", "dashbo
 
 def test_all_checks_pass_on_clean_data(engine, db_url):
     clean_history(engine)
-    assert len(ALL_CHECK_KEYS) == 15
+    assert len(ALL_CHECK_KEYS) == 16
     for key in ALL_CHECK_KEYS:
         result = check(key.asset_key.to_user_string(), key.name, db_url)
         assert result.passed, (key, result.metadata)
@@ -181,3 +181,59 @@ def test_history_runs_well_formed_names_each_kind_of_broken_run(engine):
     assert kinds == {("more than one open run", "two-open"), ("overlapping runs", "two-open"),
                      ("overlapping runs", "overlap"), ("not maximal", "same"), ("empty run", "empty"),
                      ("value not normalized", "messy")}
+def test_counts_follow_from_changes_names_the_tenant_day_and_counts(engine, db_url):
+    src = clean_history(engine)
+    # A day with changes: "a" closes and "c" (CRITICAL) opens on 06-03; r1 turns NON_COMPLIANT on 06-04.
+    src.observation("c", severity="CRITICAL", created="2024-06-03 09:00:00")
+    execute(engine, "UPDATE observation SET closed_at = '2024-06-03 04:00:00+00:00' WHERE id = 'a'")
+    src.log("compliance_requirement", "r1", "2024-06-04 10:00:00", old={"status": "COMPLIANT"}, new={"status": "NON_COMPLIANT"})
+    w = warehouse(engine)
+    for write in (w.write_severity_snapshot, w.write_compliance_snapshot, w.write_snapshot_change):
+        write(*RANGE)
+    assert check("snapshot_change", "counts_follow_from_changes", db_url).passed
+    # A snapshot row tampered with: its day disagrees with the changes, and so does the next one.
+    execute(engine, "UPDATE severity_snapshot SET critical_open = 5 WHERE tenant_id = 't1' AND snapshot_date = '2024-06-03'")
+    # A change row lost: the compliance counts of 06-04 no longer follow.
+    execute(engine, "DELETE FROM snapshot_change WHERE record_id = 'r1'")
+    result = check("snapshot_change", "counts_follow_from_changes", db_url)
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+    assert result.metadata["count"].value == 3
+    assert result.metadata["mismatches"].value == [
+        # 06-03: 06-02's 0 + the CRITICAL opened = 1, but the table says 5
+        dict(table="severity_snapshot", column="critical_open", tenant_id="t1", day="2024-06-03",
+             previous=0, plus=1, minus=0, expected=1, actual=5),
+        # 06-04: 06-03's (tampered) 5 + no change = 5, but the table has the right 1
+        dict(table="severity_snapshot", column="critical_open", tenant_id="t1", day="2024-06-04",
+             previous=5, plus=0, minus=0, expected=5, actual=1),
+        # 06-04 without r1's change: compliant stays 1, the table has 0 (total has no change either way)
+        dict(table="compliance_snapshot", column="compliant", tenant_id="t1", day="2024-06-04",
+             previous=1, plus=0, minus=0, expected=1, actual=0),
+    ]
+    assert "t1 2024-06-03 severity_snapshot.critical_open (0 + 1 - 0 = 1, table has 5)" in result.metadata["examples"].value
+
+
+def test_counts_follow_from_changes_checks_the_runs_days_with_the_day_before_from_the_history(engine, db_url):
+    clean_history(engine)
+    # The day before the run's first is counted from the history (t1 has "a" HIGH and "b" LOW open
+    # since May, and r1 COMPLIANT), whatever its row says: here not materialized, or written before
+    # a correction that the run took in (its own re-run is the sensor's business).
+    execute(engine, "DELETE FROM compliance_snapshot WHERE snapshot_date < '2024-06-04'")
+    execute(engine, "UPDATE severity_snapshot SET low_open = 7 WHERE tenant_id = 't1' AND snapshot_date = '2024-06-03'")
+    in_run = dg.materialize(
+        [*ALL_ASSETS, *asset_checks], resources={"database": DatabaseResource(url=db_url)},
+        selection=dg.AssetSelection.checks(dg.AssetCheckKey(dg.AssetKey("snapshot_change"), "counts_follow_from_changes")),
+        tags={"dagster/asset_partition_range_start": "2024-06-04", "dagster/asset_partition_range_end": "2024-06-05"},
+    )
+    assert [e.passed for e in in_run.get_asset_check_evaluations()] == [True]
+    # A row of the checked days missing fails its day, which has nothing to compare; the stale row
+    # of 06-03 fails 06-03 and 06-04 in a check of every day.
+    execute(engine, "DELETE FROM compliance_snapshot WHERE tenant_id = 't2' AND snapshot_date = '2024-06-05'")
+    result = check("snapshot_change", "counts_follow_from_changes", db_url)
+    assert not result.passed
+    assert [(m["table"], m["column"], m["tenant_id"], m["day"], m["expected"], m["actual"])
+            for m in result.metadata["mismatches"].value] == [
+        ("severity_snapshot", "low_open", "t1", "2024-06-03", 1, 7),
+        ("severity_snapshot", "low_open", "t1", "2024-06-04", 7, 1),
+        ("compliance_snapshot", "compliant", "t2", "2024-06-05", 0, None),
+        ("compliance_snapshot", "total", "t2", "2024-06-05", 0, None),
+    ]

@@ -32,7 +32,7 @@ def test_backfill_records_the_run_in_dagster_home_and_prints_a_summary(engine, d
     result = run_cli("backfill", "--start", "2024-06-01", "--end", "2024-06-30",
                      env={"AUDIT_PIPELINE_DATABASE_URL": db_url, "DAGSTER_HOME": str(home)})
     assert result.returncode == 0, result.stderr
-    assert "severity_snapshot" in result.stdout and "Done: 2024-06-01..2024-06-30, 30 days, 11 assets" in result.stdout
+    assert "severity_snapshot" in result.stdout and "Done: 2024-06-01..2024-06-30, 30 days, 12 assets" in result.stdout
     assert "severity_snapshot: 30 rows" in result.stderr  # progress, one line per asset
     assert count(engine, "dashboard_snapshot") == 30
     with dg.DagsterInstance.from_config(str(home)) as instance:

@@ -11,9 +11,10 @@ import datetime as dt
 import pytest
 
 from audit_pipeline.calendar import fiscal_quarter
+from audit_pipeline.checks import change_identity_problems
 from audit_pipeline.demo_data import generate, write
 
-from .builder import all_rows, rows, warehouse
+from .builder import all_rows, change_rows, rows, warehouse
 from .reference import Reference, load_legacy, load_source
 from .test_differential import legacy_diff
 from .test_legacy import legacy_fingerprint
@@ -54,6 +55,7 @@ def test_every_table_matches_the_reference(engine, demo):
         w.write_health_snapshot,
         w.write_dashboard_snapshot,
         w.write_compliance_trend_daily,
+        w.write_snapshot_change,
     ):
         step(FIRST, LAST)
     w.write_severity_trend_quarterly()
@@ -72,6 +74,9 @@ def test_every_table_matches_the_reference(engine, demo):
             t: _norm_metrics(r["metrics"]) for t, r in expected.items()
         }, day
         assert rows(engine, "compliance_trend_daily", day) == ref.compliance_trend(day), day
+        assert change_rows(engine, day) == ref.snapshot_change(day), day
+    # Every day of the history: the snapshots' counts follow from the day before's and the changes.
+    assert change_identity_problems(w, (FIRST, LAST)) == []
 
     for day in (dt.date(2025, 3, 31), dt.date(2025, 6, 30), LAST):
         quarter = fiscal_quarter(day, 4)

@@ -51,7 +51,7 @@ def test_production_instance_records_runs_in_postgres(pg_databases, tmp_path, mo
             text("SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'")).scalar_one()
     storage.dispose()
     assert statuses == ["SUCCESS"]
-    assert materializations == 6 * 3 + 5  # six daily assets x three days, five whole-table assets
+    assert materializations == 7 * 3 + 5  # seven daily assets x three days, five whole-table assets
 
     # The same file loads as an instance with its queue limits.
     for name, value in env.items():

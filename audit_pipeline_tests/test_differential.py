@@ -23,12 +23,13 @@ from sqlalchemy.dialects import postgresql
 
 from audit_pipeline import tables
 from audit_pipeline.calendar import days
+from audit_pipeline.checks import change_identity_problems
 from audit_pipeline.history import update_record_history
 
 from audit_pipeline.resources import create_database_engine
 from audit_pipeline.settings import parse_database_url
 
-from .builder import IST, all_rows, create_source_tables, rows, warehouse
+from .builder import IST, all_rows, change_rows, create_source_tables, rows, warehouse
 from .reference import HISTORY_TABLES, Reference, load_legacy, load_source
 from .reference import history as reference_history
 
@@ -188,7 +189,7 @@ def load(engine, history):
 def compute(engine):
     w = warehouse(engine)
     for step in (w.write_severity_snapshot, w.write_compliance_snapshot, w.write_health_snapshot,
-                 w.write_dashboard_snapshot, w.write_compliance_trend_daily):
+                 w.write_dashboard_snapshot, w.write_compliance_trend_daily, w.write_snapshot_change):
         step(FIRST, LAST)
     w.write_severity_trend_quarterly()
     w.write_repeat_finding()
@@ -247,6 +248,7 @@ def check_against_reference(engine, history):
         assert {t: as_numbers(r["metrics"]) for t, r in rows(engine, "dashboard_snapshot", day).items()} == {
             t: as_numbers(r["metrics"]) for t, r in ref.dashboard(day).items()}, day
         assert rows(engine, "compliance_trend_daily", day) == ref.compliance_trend(day), day
+        assert change_rows(engine, day) == ref.snapshot_change(day), day
     # The whole range lies in one fiscal quarter: one row per tenant, as of the last day.
     latest = ref.severity(LAST)
     quarterly = rows(engine, "severity_trend_quarterly")
@@ -264,14 +266,20 @@ def check_against_reference(engine, history):
     event(f"a difference explained by the log: {any(v[3] for v in expected.values())}")
     event(f"a difference the pipeline has no row for: {any(v[2] is None for v in expected.values())}")
 
-    # Narrow runs read only the log rows that can matter to their days: the same answers.
+    # The snapshots' counts follow from the day before's and the day's changes (the consistency check).
     w = warehouse(engine)
+    assert change_identity_problems(w, (FIRST, LAST)) == []
+
+    # Narrow runs read only the log rows that can matter to their days: the same answers. The first
+    # day of each is compared with the day before it by the rules, materialized or not.
     for first, last in ((dt.date(2024, 6, 3), dt.date(2024, 6, 4)), (LAST, LAST), (FIRST, FIRST)):
         w.write_severity_snapshot(first, last)
         w.write_compliance_snapshot(first, last)
+        w.write_snapshot_change(first, last)
         for day in days(first, last):
             assert rows(engine, "severity_snapshot", day) == ref.severity(day), (first, last, day)
             assert rows(engine, "compliance_snapshot", day) == ref.compliance(day), (first, last, day)
+            assert change_rows(engine, day) == ref.snapshot_change(day), (first, last, day)
         w.write_legacy_snapshot_diff(first, last)
         assert legacy_diff(engine, first, last) == ref.legacy_snapshot_diff(legacy, first, last), (first, last)
 

@@ -372,7 +372,7 @@ def test_a_server_restart_mid_backfill_is_retried_and_leaves_the_whole_history(s
     assert returncode == 0, err
     assert error_lines(err) == [] and stray_lines(err) == []
     assert leaks(out + err, password, core) == []
-    assert f"Done: {FIRST_DAY}..{LAST_DAY}, {DAYS} days, 11 assets" in out
+    assert f"Done: {FIRST_DAY}..{LAST_DAY}, {DAYS} days, 12 assets" in out
     assert_complete_history(engine)
     engine.dispose()
 
@@ -408,6 +408,6 @@ def test_a_server_down_longer_than_the_retries_fails_in_one_line_and_a_rerun_com
     rerun = Backfill(tmp_path / "rerun", env)
     returncode, out, err = rerun.finish()
     assert returncode == 0, err
-    assert f"Done: {FIRST_DAY}..{LAST_DAY}, {DAYS} days, 11 assets" in out
+    assert f"Done: {FIRST_DAY}..{LAST_DAY}, {DAYS} days, 12 assets" in out
     assert_complete_history(engine)
     engine.dispose()

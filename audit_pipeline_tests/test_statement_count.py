@@ -20,7 +20,7 @@ def statements_for(engine, days: int) -> list[str]:
     last = first + dt.timedelta(days=days - 1)
     try:
         for write in (w.write_severity_snapshot, w.write_compliance_snapshot, w.write_health_snapshot,
-                      w.write_dashboard_snapshot, w.write_compliance_trend_daily):
+                      w.write_dashboard_snapshot, w.write_compliance_trend_daily, w.write_snapshot_change):
             write(first, last)
         w.write_severity_trend_quarterly()
         w.write_legacy_snapshot_diff(first, last)

@@ -1,13 +1,15 @@
 """The Dagster UI in a real browser: the webserver on the demo database, driven by headless Chromium.
 
-Finds the nine assets in the asset graph, the schedules and sensors, launches a backfill of a few
-days of the daily assets from the UI and waits for it to succeed. Screenshots go to
+Finds the assets in the asset graph, the schedules and sensors, launches a backfill of a few days of
+the daily assets from the UI, waits for it to succeed and finds the day's changes previewed on
+snapshot_change's page. Screenshots go to
 test-artifacts/ui/. Needs Debian's `chromium` (.ci/run installs it); without it the test is skipped
 with the reason, unless AUDIT_PIPELINE_REQUIRE_BROWSER=1 (CI), which makes that a failure.
 """
 
 import datetime as dt
 import os
+import re
 import shutil
 import signal
 import socket
@@ -30,10 +32,10 @@ from sqlalchemy.engine import URL
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("AUDIT_PIPELINE_ARTIFACTS", ROOT / "test-artifacts")) / "ui"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ASSETS = ["severity_snapshot", "compliance_snapshot", "health_snapshot", "dashboard_snapshot",
-          "compliance_trend_daily", "severity_trend_quarterly", "repeat_finding", "engagement_progress",
-          "legacy_snapshot_diff"]
-GROUPS = ["daily_snapshots", "trends", "findings", "cutover"]
+ASSETS = ["observation_history", "requirement_history", "severity_snapshot", "compliance_snapshot",
+          "health_snapshot", "dashboard_snapshot", "snapshot_change", "compliance_trend_daily",
+          "severity_trend_quarterly", "repeat_finding", "engagement_progress", "legacy_snapshot_diff"]
+GROUPS = ["history", "daily_snapshots", "trends", "findings", "cutover"]
 AUTOMATIONS = ["nightly_audit_history", "freshness_at_2am", "late_correction_sensor", "run_failure_alert"]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -117,7 +119,7 @@ def found(page, names):
     return [n for n in names if page.get_by_text(n, exact=True).count()]
 
 
-def test_asset_graph_shows_the_nine_assets(webserver, page):
+def test_asset_graph_shows_the_assets(webserver, page):
     base, _, _ = webserver
     page.goto(f"{base}/asset-groups")
     page.get_by_text("daily_snapshots", exact=True).first.wait_for()
@@ -127,7 +129,7 @@ def test_asset_graph_shows_the_nine_assets(webserver, page):
         unfold = page.locator("[aria-label=unfold_more]")
         if not unfold.count():
             break
-        unfold.first.click()
+        unfold.first.dispatch_event("click")  # the side panel's divider may overlap a group node
         page.wait_for_timeout(1500)
     # The graph renders only the nodes in view: zoom out for the picture, and open the sidebar's
     # tree of the graph, which lists every asset.
@@ -152,8 +154,26 @@ def test_automation_shows_schedules_and_sensors(webserver, page):
     assert page.get_by_text("At 01:00 AM", exact=False).count()  # in the reporting time zone, GMT+5:30
 
 
+def materialize_the_history_from_the_ui(page, base, home):
+    """An operator's first step: the record history the daily snapshots are counted from (without it the
+    UI asks to confirm materializing them on unmaterialized upstream assets)."""
+    page.goto(f"{base}/locations/audit_pipeline/asset-groups/history")
+    page.get_by_role("button", name="Materialize all").wait_for()
+    dismiss_welcome(page)
+    page.get_by_role("button", name="Materialize all").click()
+    deadline = time.monotonic() + 240
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        while time.monotonic() < deadline:
+            runs = instance.get_runs()
+            if runs and runs[0].status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE):
+                break
+            time.sleep(2)
+    assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS]
+
+
 def test_a_backfill_launched_from_the_ui_succeeds(webserver, page):
     base, home, database = webserver
+    materialize_the_history_from_the_ui(page, base, home)
     last = last_complete_day(load_settings().tz)
     first_day, last_day = last - dt.timedelta(days=4), last - dt.timedelta(days=2)
     page.goto(f"{base}/locations/audit_pipeline/asset-groups/daily_snapshots")
@@ -187,3 +207,15 @@ def test_a_backfill_launched_from_the_ui_succeeds(webserver, page):
         days = conn.execute(text("SELECT count(DISTINCT snapshot_date) FROM dashboard_snapshot")).scalar_one()
     engine.dispose()
     assert days == 3
+
+
+def test_the_runs_changes_and_largest_movements_show_on_the_asset_page(webserver, page):
+    base, _, _ = webserver  # after the backfill above, which materialized snapshot_change
+    page.goto(f"{base}/assets/snapshot_change?view=events")
+    page.get_by_text("changes_opened").first.wait_for()
+    dismiss_welcome(page)
+    page.screenshot(path=str(ARTIFACTS / "05-snapshot-change-metadata.png"))
+    assert page.get_by_text("largest movements (first 10)").count()
+    # The markdown is rendered in the metadata table: tenant, day, health before -> after, changes.
+    preview = page.locator("td", has_text=re.compile(r"health .* → .*, \d+ changes?"))
+    assert preview.count(), "no rendered preview of the largest movements"

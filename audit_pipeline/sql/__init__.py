@@ -3,6 +3,7 @@
 - `history`: the record history (every finding's severity, every requirement's status, as runs of
   days with one value), rebuilt or brought up to date from `audit_log`;
 - `snapshots`: the daily snapshots, counted from the history;
+- `changes`: what changed on each day (snapshot_change), read off the history's runs;
 - `trends`, `findings`: what the dashboard's widgets read;
 - `legacy`: the old cron job's snapshots compared with the pipeline's;
 - `checks`: the rows an asset check reports; `log`: what the log reader's consumers read.

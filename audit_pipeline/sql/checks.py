@@ -4,6 +4,7 @@ can count them and name a few."""
 from __future__ import annotations
 
 from ..dialect import Dialect
+from . import changes as changes_sql
 from .common import onboarded_tenants
 
 
@@ -138,4 +139,87 @@ def enum_values(d: Dialect, table: str, column: str) -> str:
     return f"""
     SELECT {column} AS value, {d.normalized_enum(column)} AS normalized, count(*) AS n
     FROM {table} GROUP BY {column} ORDER BY 3 DESC, 1
+    """
+
+
+def counts_follow_from_changes(
+    d: Dialect, snapshot: str, counts: dict[str, str], history: str, value_column: str, changes: str, record_table: str
+) -> str:
+    """Per tenant of each day's snapshot from :first_day to :last_day, each count column of `snapshot`
+    against the contract's identity: D's count = D-1's (0 when the tenant was not in D-1's snapshot)
+    + the day's `record_table` changes with a counted value after - those with one before. Returns
+    (column, tenant_id, day, previous, plus, minus, actual) where it does not hold, or where D's row
+    is missing (actual null); a missing D-1 row (previous null) is reported on its own day.
+
+    `counts` maps each column to its condition on a value (`{v}`, sql.snapshots). D-1's counts are
+    the table's within the checked days; the day before the first is counted from the record history,
+    as it is now: it may never have been materialized, or have been written before a correction that
+    the run took in (its re-run is the late-correction sensor's business, not this run's failure).
+    Binds :first_day, :last_day and :day_before_first.
+    """
+    # A change row says whether the record had a place before and has one after; its value is the
+    # place's, possibly null (a null place counts in open_total and in total).
+    after = ", ".join(f"'{c}'" for c in changes_sql.HAS_PLACE_AFTER)
+    before = ", ".join(f"'{c}'" for c in changes_sql.HAD_PLACE_BEFORE)
+    moved = ",\n".join(
+        f"               sum(CASE WHEN c.change IN ({after}) AND ({condition.format(v='c.value_after')}) THEN 1 ELSE 0 END) AS plus_{column},\n"
+        f"               sum(CASE WHEN c.change IN ({before}) AND ({condition.format(v='c.value_before')}) THEN 1 ELSE 0 END) AS minus_{column}"
+        for column, condition in counts.items()
+    )
+    from_history = ",\n".join(
+        f"               sum(CASE WHEN {condition.format(v=f'h.{value_column}')} THEN 1 ELSE 0 END) AS {column}"
+        for column, condition in counts.items()
+    )
+    compared = ",\n".join(
+        f"               CASE WHEN g.previous < g.first_day THEN 0 WHEN g.day = :first_day THEN coalesce(fh.{column}, 0)\n"
+        f"                    ELSE p.{column} END AS previous_{column},\n"
+        f"               coalesce(m.plus_{column}, 0) AS plus_{column}, coalesce(m.minus_{column}, 0) AS minus_{column},\n"
+        f"               a.{column} AS actual_{column}"
+        for column in counts
+    )
+    mismatches = "\n    UNION ALL\n".join(
+        f"    SELECT '{column}' AS count_column, tenant_id, day, previous_{column}, plus_{column}, minus_{column}, actual_{column}\n"
+        f"    FROM compared WHERE actual_{column} IS NULL OR previous_{column} + plus_{column} - minus_{column} <> actual_{column}"
+        for column in counts
+    )
+    return f"""
+    WITH RECURSIVE days (day, previous) AS (
+        SELECT {d.as_day(':first_day')}, {d.as_day(':day_before_first')}
+        UNION ALL
+        SELECT {d.next_day('day')}, day FROM days WHERE day < :last_day
+    ),
+    {onboarded_tenants(d).strip()},
+    grid AS (
+        SELECT t.id AS tenant_id, t.first_day, days.day, days.previous
+        FROM onboarded t JOIN days ON days.day >= t.first_day
+    ),
+    moved AS (
+        SELECT c.tenant_id, c.snapshot_date AS day,
+{moved}
+        FROM {changes} c
+        WHERE c.record_table = '{record_table}' AND c.snapshot_date >= :first_day AND c.snapshot_date <= :last_day
+        GROUP BY c.tenant_id, c.snapshot_date
+    ),
+    from_history AS (
+        -- the counts of the day before the first, as the history has them (per tenant)
+        SELECT h.tenant_id,
+{from_history}
+        FROM {history} h
+        WHERE h.valid_from <= :day_before_first AND (h.valid_to IS NULL OR h.valid_to > :day_before_first)
+        GROUP BY h.tenant_id
+    ),
+    compared AS (
+        -- the tables read by day (their index): a one-day check reads one day of each
+        SELECT g.tenant_id, g.day,
+{compared}
+        FROM grid g
+        LEFT JOIN (SELECT * FROM {snapshot} WHERE snapshot_date >= :first_day AND snapshot_date < :last_day) p
+               ON p.tenant_id = g.tenant_id AND p.snapshot_date = g.previous
+        LEFT JOIN from_history fh ON fh.tenant_id = g.tenant_id AND g.day = :first_day
+        LEFT JOIN moved m ON m.tenant_id = g.tenant_id AND m.day = g.day
+        LEFT JOIN (SELECT * FROM {snapshot} WHERE snapshot_date >= :first_day AND snapshot_date <= :last_day) a
+               ON a.tenant_id = g.tenant_id AND a.snapshot_date = g.day
+    )
+{mismatches}
+    ORDER BY 3, 2, 1
     """

@@ -12,6 +12,18 @@ from ..dialect import Dialect
 from .common import CALENDAR, SEVERITIES, onboarded_tenants, percent_x100, running_counts, steps, tenant_day_grid
 
 
+# What each count column counts, as a condition on a place's value (`{v}`): the contract's rules,
+# shared with the check that holds the snapshots and snapshot_change together (sql/checks.py).
+SEVERITY_COUNTS = {**{f"{sev.lower()}_open": f"{{v}} = '{sev}'" for sev in SEVERITIES}, "open_total": "1 = 1"}
+# A status that is not NOT_APPLICABLE counts in `total`, an unknown or missing one included.
+COMPLIANCE_COUNTS = {"total": "{v} IS NULL OR {v} <> 'NOT_APPLICABLE'", "compliant": "{v} = 'COMPLIANT'"}
+
+
+def counted(counts: dict[str, str], value: str) -> dict[str, str]:
+    """`counts`' conditions on the value expression `value`."""
+    return {column: condition.format(v=value) for column, condition in counts.items()}
+
+
 def _runs_in_range(d: Dialect, history: str, value_column: str) -> str:
     """CTE `runs_in_range(tenant_id, first_day, end_day, value)`: the history runs of onboarded
     tenants, cut to the days they are in the snapshots and to the run's range (end_day exclusive)."""
@@ -28,8 +40,7 @@ def _runs_in_range(d: Dialect, history: str, value_column: str) -> str:
 
 def severity_snapshot(d: Dialect, target: str, history: str) -> str:
     """Replace-by-insert of severity_snapshot for the days of the run, from observation_history."""
-    categories = {f"{sev.lower()}_open": f"value = '{sev}'" for sev in SEVERITIES}
-    categories["open_total"] = "1 = 1"
+    categories = counted(SEVERITY_COUNTS, "value")
     return f"""
     WITH {onboarded_tenants(d)},
     {_runs_in_range(d, history, 'severity')},
@@ -42,11 +53,7 @@ def severity_snapshot(d: Dialect, target: str, history: str) -> str:
 
 def compliance_snapshot(d: Dialect, target: str, history: str) -> str:
     """Replace-by-insert of compliance_snapshot for the days of the run, from requirement_history."""
-    # A status that is not NOT_APPLICABLE counts in `total`, an unknown or missing one included.
-    categories = {
-        "total": "value IS NULL OR value <> 'NOT_APPLICABLE'",
-        "compliant": "value = 'COMPLIANT'",
-    }
+    categories = counted(COMPLIANCE_COUNTS, "value")
     return f"""
     WITH {onboarded_tenants(d)},
     {_runs_in_range(d, history, 'status')},

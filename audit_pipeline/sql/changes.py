@@ -1,0 +1,163 @@
+"""What changed on a day: the records whose place differs from the day before's, from the record history.
+
+A record's place changes only where one of its history runs starts or ends: runs are maximal, so a
+run starting on D means a place on D unlike D-1's, and a run ending on D (valid_to = D) means D-1's
+place is not D's. Per record and day of the range, the run ending there (the place before) and the
+run starting there (the place after) are paired: one row per record and day, whatever the number of
+tenants or days. A tenant entering the snapshots on D has no place for anything on D-1, so on its
+first day every record with a place that day appears (its runs covering D, whenever they began).
+
+`change` is read off which of the two places exist, never off their values: a place with a null
+value (a severity that was never set) is a place, distinct from no place.
+"""
+
+from __future__ import annotations
+
+from ..dialect import Dialect
+from .common import PREVIEW_ROWS, SEVERITIES, onboarded_tenants
+from .history import KINDS, RecordKind
+
+# change, by (had a place on D-1, has a place on D), per record table.
+CHANGE_NAMES = {
+    "observation": {(False, True): "opened", (True, False): "closed", (True, True): "severity_changed"},
+    "compliance_requirement": {(False, True): "added", (True, False): "removed", (True, True): "status_changed"},
+}
+ALL_CHANGES = tuple(name for names in CHANGE_NAMES.values() for name in names.values())
+# Kinds of change after which the record has a place on D, and before which it had one on D-1.
+HAS_PLACE_AFTER = tuple(names[(had, True)] for names in CHANGE_NAMES.values() for had in (False, True))
+HAD_PLACE_BEFORE = tuple(names[(True, has)] for names in CHANGE_NAMES.values() for has in (False, True))
+
+
+def _moves(d: Dialect, kind: RecordKind, history: str) -> str:
+    """CTE `<kind>_moves(tenant_id, day, record_id, had, before_value, has, after_value)`: per record
+    and day of the range whose place may differ from the day before's, both places (had/has: 1 when
+    there is one)."""
+    name = kind.log_table
+    return f"""
+    {name}_ends AS (
+        -- runs that start or end on a day of the range; each record has at most one of each per day
+        SELECT {kind.id_column} AS record_id, tenant_id, valid_from AS day,
+               0 AS had, CAST(NULL AS TEXT) AS before_value, 1 AS has, {kind.value_column} AS after_value
+        FROM {history}
+        WHERE valid_from >= :range_start AND valid_from < :range_after
+        UNION ALL
+        SELECT {kind.id_column}, tenant_id, valid_to, 1, {kind.value_column}, 0, CAST(NULL AS TEXT)
+        FROM {history}
+        WHERE valid_to >= :range_start AND valid_to < :range_after
+    ),
+    {name}_moves AS (
+        -- tenant in the snapshots of D and of D-1: the run ending on D against the one starting on D
+        SELECT e.tenant_id, e.day, e.record_id,
+               max(e.had) AS had, max(e.before_value) AS before_value,
+               max(e.has) AS has, max(e.after_value) AS after_value
+        FROM {name}_ends e JOIN onboarded t ON t.id = e.tenant_id AND e.day > t.first_day
+        GROUP BY e.tenant_id, e.day, e.record_id
+        UNION ALL
+        -- tenant entering the snapshots on D (in the range): every record with a place on D, none on D-1
+        SELECT h.tenant_id, t.first_day, h.{kind.id_column}, 0, CAST(NULL AS TEXT), 1, h.{kind.value_column}
+        FROM {history} h JOIN onboarded t ON t.id = h.tenant_id
+        WHERE t.first_day >= :range_start AND t.first_day < :range_after
+          AND h.valid_from <= t.first_day AND (h.valid_to IS NULL OR h.valid_to > t.first_day)
+    )"""
+
+
+def _rows(d: Dialect, kind: RecordKind) -> str:
+    names = CHANGE_NAMES[kind.log_table]
+    return f"""
+    SELECT tenant_id, day, '{kind.log_table}', record_id,
+           CASE WHEN had = 0 THEN '{names[(False, True)]}'
+                WHEN has = 0 THEN '{names[(True, False)]}'
+                ELSE '{names[(True, True)]}' END,
+           before_value, after_value
+    FROM {kind.log_table}_moves
+    -- a history whose neighbouring runs had one value would pair equal places: not a change
+    WHERE had <> has OR NOT {d.same('before_value', 'after_value')}"""
+
+
+def snapshot_change(d: Dialect, target: str, histories: dict[str, str]) -> str:
+    """Replace-by-insert of snapshot_change for the days of the run. `histories` maps each history
+    table's name to its reference."""
+    moves = ",".join(_moves(d, kind, histories[kind.history]) for kind in KINDS)
+    rows = "\n    UNION ALL".join(_rows(d, kind) for kind in KINDS)
+    return f"""
+    WITH {onboarded_tenants(d).strip()},{moves}
+    INSERT INTO {target} (tenant_id, snapshot_date, record_table, record_id, change, value_before, value_after)
+    {rows}
+    """
+
+
+def changes_by_kind(changes: str) -> str:
+    """How many rows of each kind of change the run's days hold. Binds the run's bounds."""
+    return f"""
+    SELECT change, count(*) FROM {changes}
+    WHERE snapshot_date >= :range_start AND snapshot_date < :range_after
+    GROUP BY change
+    """
+
+
+# --- the preview: the largest movements of the health score and the changes that explain them ----
+
+# How much one open finding of each severity takes off the severity score (the contract's weights):
+# the changes of a movement are listed heaviest first.
+SEVERITY_WEIGHTS = dict(zip(SEVERITIES, (10, 5, 2, 1)))
+CHANGES_PER_MOVEMENT = 8
+
+
+def largest_movements(d: Dialect, changes: str, health: str) -> str:
+    """The run's tenant-days with changes, largest health movement first (PREVIEW_ROWS of them), each
+    with its first CHANGES_PER_MOVEMENT changes (titles from the live rows). Binds the run's bounds.
+
+    Health before is D-1's row of health_snapshot: null when the tenant entered on D (`entered`) or
+    when D-1 was not materialized."""
+    weight = " ".join(f"WHEN '{sev}' THEN {w}" for sev, w in SEVERITY_WEIGHTS.items())
+    heaviest = (
+        f"{d.greatest(f'CASE c.value_before {weight} ELSE 0 END', f'CASE c.value_after {weight} ELSE 0 END')}"
+    )
+    return f"""
+    WITH {onboarded_tenants(d).strip()},
+    days AS (
+        SELECT tenant_id, snapshot_date, count(*) AS changes
+        FROM {changes}
+        WHERE snapshot_date >= :range_start AND snapshot_date < :range_after
+        GROUP BY tenant_id, snapshot_date
+    ),
+    movements AS (
+        SELECT m.tenant_id, m.snapshot_date, m.changes,
+               hb.health_score AS health_before, ha.health_score AS health_after,
+               CASE WHEN t.first_day = m.snapshot_date THEN 1 ELSE 0 END AS entered
+        FROM days m
+        LEFT JOIN onboarded t ON t.id = m.tenant_id
+        LEFT JOIN {health} ha ON ha.tenant_id = m.tenant_id AND ha.snapshot_date = m.snapshot_date
+        LEFT JOIN {health} hb ON hb.tenant_id = m.tenant_id AND hb.snapshot_date = {d.previous_day('m.snapshot_date')}
+    ),
+    largest AS (
+        -- LIMIT, not a filter on a rank: the planner then knows how few rows the joins below read
+        -- (by primary key) instead of scanning the source tables for titles
+        SELECT movements.*,
+               row_number() OVER (ORDER BY
+                   CASE WHEN health_before IS NULL OR health_after IS NULL THEN 1 ELSE 0 END,
+                   abs(coalesce(health_after - health_before, 0)) DESC, changes DESC,
+                   snapshot_date DESC, tenant_id) AS movement
+        FROM movements
+        ORDER BY movement
+        LIMIT {PREVIEW_ROWS}
+    ),
+    explained AS (
+        SELECT l.*, c.record_table, c.record_id, c.change, c.value_before, c.value_after,
+               coalesce(o.title, r.title) AS title,
+               row_number() OVER (PARTITION BY l.movement ORDER BY
+                   CASE c.record_table WHEN 'observation' THEN 0 ELSE 1 END,
+                   {heaviest} DESC,
+                   CASE WHEN c.value_before = 'COMPLIANT' OR c.value_after = 'COMPLIANT' THEN 0 ELSE 1 END,
+                   c.change, c.record_id) AS pick
+        FROM largest l
+        JOIN {changes} c ON c.tenant_id = l.tenant_id AND c.snapshot_date = l.snapshot_date
+        LEFT JOIN observation o ON c.record_table = 'observation' AND o.id = c.record_id
+        LEFT JOIN compliance_requirement r ON c.record_table = 'compliance_requirement' AND r.id = c.record_id
+    )
+    SELECT movement, tenant_id, snapshot_date, health_before, health_after, entered, changes,
+           record_table, record_id, change, value_before, value_after, title
+    FROM explained
+    WHERE pick <= {CHANGES_PER_MOVEMENT}
+    ORDER BY movement, pick
+    """
