@@ -16,7 +16,7 @@ from .assets.daily import compliance_snapshot, dashboard_snapshot, health_snapsh
 from .assets.trends import compliance_trend_daily
 from .dialect import DAY_MAX, DAY_MIN
 from .partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
-from .resources import DatabaseResource
+from .resources import DATABASE_POOL, DatabaseResource
 from .settings import load_settings
 from .source_checks import problems_result
 
@@ -43,6 +43,7 @@ def one_row_per_tenant_and_day(asset: dg.AssetKey) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=asset,
         name="one_row_per_tenant_and_day",
+        pool=DATABASE_POOL,
         blocking=True,
         description="Every day present holds exactly one row per tenant of that day's snapshot.",
     )
@@ -59,6 +60,7 @@ def values_in_range(asset: dg.AssetKey, conditions: dict[str, str]) -> dg.AssetC
     @dg.asset_check(
         asset=asset,
         name="values_in_range",
+        pool=DATABASE_POOL,
         description="Counts, scores and percentages lie in their ranges: " + "; ".join(conditions) + ".",
     )
     def _check(context: dg.AssetCheckExecutionContext, database: DatabaseResource) -> dg.AssetCheckResult:

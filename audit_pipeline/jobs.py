@@ -6,14 +6,11 @@ from .checks import freshness_checks
 from .partitions import daily_partitions
 
 AUDIT_HISTORY_JOB = "audit_history"
-DATABASE_TAG = "audit_pipeline/database"
 
 audit_history_job = dg.define_asset_job(
     AUDIT_HISTORY_JOB,
     selection=dg.AssetSelection.all() - dg.AssetSelection.checks(*freshness_checks),
     partitions_def=daily_partitions,
-    # The instance's run queue limits how many runs with this tag touch the database at once.
-    tags={DATABASE_TAG: "application"},
     description="The daily snapshots of the selected days and every asset downstream of them.",
 )
 

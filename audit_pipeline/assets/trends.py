@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from ..resources import DatabaseResource
+from ..resources import DATABASE_POOL, DatabaseResource
 from .daily import compliance_snapshot, daily, severity_snapshot
 from .. import queries
 from ._run import markdown_table, run_days, write
@@ -35,6 +35,7 @@ def compliance_trend_daily(context: dg.AssetExecutionContext, database: Database
 @dg.asset(
     group_name=GROUP,
     kinds={"sql"},
+    pool=DATABASE_POOL,
     deps=[severity_snapshot],
     description="Open findings by severity at the latest snapshot of each fiscal quarter (rebuilt whole).",
 )

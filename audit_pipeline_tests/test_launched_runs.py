@@ -1,0 +1,149 @@
+"""Runs launched as the UI and the daemon launch them: the database pool.
+
+The pool test starts `dagster dev` (webserver, daemon, code server: what `make dev` runs) on the local
+instance configuration, launches runs of the implicit asset job through the webserver's GraphQL API
+(the UI's Materialize and an asset backfill), and reads from the instance's event log which steps ran
+at the same time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from audit_pipeline.definitions import defs
+from audit_pipeline.demo_data import create_demo_database
+from audit_pipeline.resources import DATABASE_POOL
+
+ROOT = Path(__file__).resolve().parents[1]
+DAILY_SNAPSHOTS = ["severity_snapshot", "compliance_snapshot", "health_snapshot", "dashboard_snapshot"]
+POOL_LIMIT = 2  # dagster.yaml, deploy/dagster.yaml
+
+LAUNCH_RUN = """
+mutation($executionParams: ExecutionParams!) { launchRun(executionParams: $executionParams) {
+  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }
+"""
+LAUNCH_BACKFILL = """
+mutation($backfillParams: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $backfillParams) {
+  __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }
+"""
+
+
+def graphql(base: str, query: str, variables: dict) -> dict:
+    request = urllib.request.Request(f"{base}/graphql", data=json.dumps({"query": query, "variables": variables}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        answer = json.loads(response.read())
+    assert not answer.get("errors"), answer
+    return answer["data"]
+
+
+def materialize(base: str, first_day: str, last_day: str) -> str:
+    """What the UI's Materialize of the daily snapshots for a range of days sends."""
+    params = {
+        "selector": {"repositoryLocationName": "audit_pipeline", "repositoryName": "__repository__",
+                     "jobName": "__ASSET_JOB", "assetSelection": [{"path": [key]} for key in DAILY_SNAPSHOTS]},
+        "executionMetadata": {"tags": [{"key": "dagster/asset_partition_range_start", "value": first_day},
+                                       {"key": "dagster/asset_partition_range_end", "value": last_day}]},
+        "runConfigData": {},
+    }
+    result = graphql(base, LAUNCH_RUN, {"executionParams": params})["launchRun"]
+    assert result["__typename"] == "LaunchRunSuccess", result
+    return result["run"]["runId"]
+
+
+def backfill(base: str, days: list[str]) -> str:
+    """What the UI's "Launch backfill" of the daily snapshots for a range of days sends."""
+    params = {"assetSelection": [{"path": [key]} for key in DAILY_SNAPSHOTS], "partitionNames": days}
+    result = graphql(base, LAUNCH_BACKFILL, {"backfillParams": params})["launchPartitionBackfill"]
+    assert result["__typename"] == "LaunchBackfillSuccess", result
+    return result["backfillId"]
+
+
+def pool_step_intervals(instance: dg.DagsterInstance, run_id: str) -> list[tuple[float, float]]:
+    """(start, end) of each step of the run that is in the database pool."""
+    pooled = {node.name for node in defs.resolve_implicit_global_asset_job_def().graph.node_defs if node.pool == DATABASE_POOL}
+    starts, intervals = {}, []
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or event.step_key not in pooled:
+            continue
+        if event.event_type == dg.DagsterEventType.STEP_START:
+            starts[event.step_key] = entry.timestamp
+        elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+            intervals.append((starts.pop(event.step_key), entry.timestamp))
+    return intervals
+
+
+def most_at_once(intervals: list[tuple[float, float]]) -> int:
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals], key=lambda e: (e[0], e[1]))
+    running = peak = 0
+    for _, change in edges:
+        running += change
+        peak = max(peak, running)
+    return peak
+
+
+@pytest.mark.slow
+def test_the_database_pool_holds_for_runs_launched_from_the_ui(tmp_path):
+    database = tmp_path / "demo.sqlite"
+    create_demo_database(database)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # No job tags reach runs of the implicit asset job: only the pool can hold them back.
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AUDIT_PIPELINE_")},
+           "DAGSTER_HOME": str(home), "AUDIT_PIPELINE_DATABASE_URL": f"sqlite:///{database}"}
+    with open(tmp_path / "dagster-dev.log", "w") as log:
+        server = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml", "-p", str(port)],
+                                  cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/server_info", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, (tmp_path / "dagster-dev.log").read_text()[-3000:]
+                time.sleep(1)
+        months = [("2024-04-01", "2024-04-30"), ("2024-05-01", "2024-05-31"), ("2024-06-01", "2024-06-30"), ("2024-07-01", "2024-07-31")]
+        run_ids = [materialize(base, first, last) for first, last in months]
+        backfill_id = backfill(base, [f"2024-08-{day:02}" for day in range(1, 32)])
+
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            deadline = time.monotonic() + 240
+            while True:
+                backfill_runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+                runs = [instance.get_run_by_id(run_id) for run_id in run_ids] + list(backfill_runs)
+                if backfill_runs and all(run.is_finished for run in runs):
+                    break
+                assert time.monotonic() < deadline, [(run.run_id, run.status) for run in runs]
+                time.sleep(1)
+            assert [run.status for run in runs] == [dg.DagsterRunStatus.SUCCESS] * len(runs)
+            assert {run.job_name for run in runs} == {"__ASSET_JOB"}
+            intervals = [interval for run in runs for interval in pool_step_intervals(instance, run.run_id)]
+            assert len(intervals) >= 5 * 4  # each run: log_snapshots, health, dashboard and their checks
+            # Five runs of up to four at once; their database steps two at a time, never more.
+            assert most_at_once(intervals) == POOL_LIMIT
+            assert instance.event_log_storage.get_concurrency_info(DATABASE_POOL).slot_count == POOL_LIMIT
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
