@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from .checks import freshness_checks
+from .checks import FRESHNESS_JOB, freshness_checks
 from .partitions import daily_partitions
 
 AUDIT_HISTORY_JOB = "audit_history"
@@ -15,7 +15,7 @@ audit_history_job = dg.define_asset_job(
 )
 
 freshness_job = dg.define_asset_job(
-    "freshness_check",
+    FRESHNESS_JOB,
     selection=dg.AssetSelection.checks(*freshness_checks),
     description="Is yesterday materialized by 02:00 in the reporting time zone?",
 )

@@ -1,4 +1,4 @@
-"""Runs launched as the UI and the daemon launch them: the database pool.
+"""Runs launched as the UI and the daemon launch them: the database pool, failure alerts.
 
 The pool test starts `dagster dev` (webserver, daemon, code server: what `make dev` runs) on the local
 instance configuration, launches runs of the implicit asset job through the webserver's GraphQL API
@@ -15,16 +15,21 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from audit_pipeline.assets import daily, findings, trends
+from audit_pipeline.checks import asset_checks, freshness_checks
 from audit_pipeline.definitions import defs
 from audit_pipeline.demo_data import create_demo_database
-from audit_pipeline.resources import DATABASE_POOL
+from audit_pipeline.resources import DATABASE_POOL, DatabaseResource
+from audit_pipeline.sensors import run_failure_alert
 
 ROOT = Path(__file__).resolve().parents[1]
 DAILY_SNAPSHOTS = ["severity_snapshot", "compliance_snapshot", "health_snapshot", "dashboard_snapshot"]
@@ -147,3 +152,53 @@ def test_the_database_pool_holds_for_runs_launched_from_the_ui(tmp_path):
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
+
+
+# --- every failed run is alerted -----------------------------------------------------------------
+
+
+class Receiver(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):
+        Receiver.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_failed_run_is_alerted_whichever_job_it_ran(tmp_path, monkeypatch):
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    Receiver.received = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("AUDIT_PIPELINE_ALERT_WEBHOOK", f"http://127.0.0.1:{server.server_port}/alerts")
+    # The project's assets and jobs on a database without source tables: every run of them fails.
+    broken = dg.Definitions(
+        assets=dg.load_assets_from_modules([daily, trends, findings]),
+        asset_checks=[*asset_checks, *freshness_checks],
+        jobs=[defs.resolve_job_def("freshness_check")],
+        resources={"database": DatabaseResource(url=f"sqlite:///{tmp_path / 'no-tables.sqlite'}")},
+    )
+    try:
+        with dg.DagsterInstance.ephemeral() as instance:
+            def tick(cursor):
+                return run_failure_alert.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)).cursor
+
+            cursor = tick(None)  # the sensor's first tick starts after the runs that exist
+            failed = [
+                # the UI's Materialize of one day, and an asset backfill's runs: the implicit asset job
+                broken.resolve_implicit_global_asset_job_def().execute_in_process(
+                    instance=instance, partition_key="2024-06-01", asset_selection=[dg.AssetKey("severity_snapshot")],
+                    raise_on_error=False),
+                # the 02:00 freshness run, with yesterday missing
+                broken.resolve_job_def("freshness_check").execute_in_process(instance=instance, raise_on_error=False),
+            ]
+            assert [result.success for result in failed] == [False, False]
+            tick(cursor)
+    finally:
+        server.shutdown()
+    posted = json.dumps(Receiver.received)
+    assert len(Receiver.received) == 2
+    assert all(result.run_id in posted for result in failed)
