@@ -121,11 +121,12 @@ def _database_url(settings: Settings) -> URL:
 
 def check_database(url: URL) -> None:
     """Fail fast, in one line, when the database cannot be reached or lacks the source tables."""
+    from .dialect import read_connection
     from .resources import create_database_engine
 
     engine = create_database_engine(url)
     try:
-        with engine.connect() as conn:
+        with read_connection(engine) as conn:
             missing = [t for t in SOURCE_TABLES if not inspect(conn).has_table(t)]
     except SQLAlchemyError as error:
         raise CommandError(f"cannot reach the database {redact(url)}: {scrub(first_line(error), url)}") from None

@@ -20,6 +20,7 @@ from . import queries
 from .calendar import day_end, days, fiscal_quarter, parse_instant
 from .corrections import LogRow
 from .dialect import DAY_MAX, DAY_MIN, ENUM_WHITESPACE, PG_SAFE_JSON_FUNCTION, Dialect, PostgresDialect, dialect_for
+from .dialect import read_connection  # reads take no SQLite write lock
 from .settings import Settings
 from .tables import output_metadata
 
@@ -204,17 +205,17 @@ class Warehouse:
     def find(self, sql: str, **params) -> list[tuple]:
         """Rows of a read-only query (the checks' queries), with the common parameters bound."""
         self.prepare()
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             return [tuple(row) for row in conn.execute(text(sql), {**self.common_params(), **params})]
 
     # --- reads for the late-correction sensor ---------------------------------------------------
 
     def max_log_id(self) -> int:
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             return conn.execute(text(queries.max_log_id())).scalar_one() or 0
 
     def log_rows_after(self, after_id: int, limit: int) -> list[LogRow]:
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             result = conn.execute(text(queries.log_rows_after()), {"after": after_id, "limit": limit})
             return [
                 LogRow(id, table_name, record_id, action or "", _lenient_json(old), _lenient_json(new), parse_instant(changed_at))
@@ -222,7 +223,7 @@ class Warehouse:
             ]
 
     def tenant_created_at(self) -> dict[str, dt.datetime]:
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             return {id: parse_instant(created) for id, created in conn.execute(text(queries.tenant_created_at()))}
 
     # --- the two write patterns ------------------------------------------------------------------

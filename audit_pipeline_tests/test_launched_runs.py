@@ -1,4 +1,4 @@
-"""Runs launched as the UI and the daemon launch them: the database pool, failure alerts.
+"""Runs launched as the UI and the daemon launch them: the database pool, failure alerts, SQLite readers.
 
 The pool test starts `dagster dev` (webserver, daemon, code server: what `make dev` runs) on the local
 instance configuration, launches runs of the implicit asset job through the webserver's GraphQL API
@@ -23,13 +23,18 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from sqlalchemy import event, text
+from sqlalchemy.exc import OperationalError
 
 from audit_pipeline.assets import daily, findings, trends
 from audit_pipeline.checks import asset_checks, freshness_checks
 from audit_pipeline.definitions import defs
 from audit_pipeline.demo_data import create_demo_database
-from audit_pipeline.resources import DATABASE_POOL, DatabaseResource
+from audit_pipeline.resources import DATABASE_POOL, DatabaseResource, create_database_engine
 from audit_pipeline.sensors import run_failure_alert
+from audit_pipeline.settings import parse_database_url
+
+from .builder import SourceBuilder, warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 DAILY_SNAPSHOTS = ["severity_snapshot", "compliance_snapshot", "health_snapshot", "dashboard_snapshot"]
@@ -202,3 +207,37 @@ def test_a_failed_run_is_alerted_whichever_job_it_ran(tmp_path, monkeypatch):
     posted = json.dumps(Receiver.received)
     assert len(Receiver.received) == 2
     assert all(result.run_id in posted for result in failed)
+
+
+# --- SQLite: readers do not wait for writers -------------------------------------------------------
+
+
+def test_on_sqlite_a_reader_does_not_wait_for_a_writer(tmp_path):
+    url = parse_database_url(f"sqlite:///{tmp_path / 'audit.sqlite'}")
+    engine = create_database_engine(url)
+    src = SourceBuilder(engine)
+    src.tenant()
+    src.observation("o1")
+    warehouse(engine).prepare()
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+
+    # Another process's engine that does not wait at all for a lock (busy timeout 0): with a lock to
+    # wait for, a statement fails at once with "database is locked".
+    impatient = create_database_engine(url)
+    event.listen(impatient, "connect", lambda dbapi_connection, _: dbapi_connection.execute("PRAGMA busy_timeout = 0"))
+    reader = warehouse(impatient)
+    reader._prepared = True  # the tables exist; prepare() writes (DDL)
+
+    with engine.begin() as backfill:  # a backfill's write transaction holds the write lock...
+        backfill.execute(text("DELETE FROM severity_snapshot"))
+        # ...and the sensor's and the checks' reads still read the last committed state...
+        assert reader.max_log_id() >= 0
+        assert reader.tenant_created_at()
+        assert reader.find("SELECT count(*) FROM observation") == [(1,)]
+        # ...while a second writer has to wait for it.
+        with pytest.raises(OperationalError, match="locked"):
+            with impatient.begin() as other_writer:
+                other_writer.execute(text("DELETE FROM compliance_snapshot"))
+    impatient.dispose()
+    engine.dispose()
