@@ -1,11 +1,14 @@
 import dagster as dg
 
+from . import bookkeeping
 from .assets import daily, findings, trends
 from .checks import asset_checks, freshness_checks
 from .jobs import audit_history_job, freshness_job
 from .resources import database_resource_from_env
 from .schedules import freshness_schedule, nightly_schedule
 from .sensors import late_correction_sensor, run_failure_alert
+
+bookkeeping.apply_defaults()  # in every run worker, which imports this module before it executes
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules([daily, trends, findings]),
