@@ -199,7 +199,13 @@ def summary(result, start: dt.date, end: dt.date, seconds: float) -> str:
         if key not in per_asset:  # a range run repeats the same metadata on every day's event
             per_asset[key] = m = {k: v.value for k, v in materialization.metadata.items()}
             per_step[event.step_key] = m.get("step_seconds", per_step.get(event.step_key, 0.0) + m.get("seconds", 0.0))
-    sql_seconds = sum(per_step.values())
+    # The output checks run in steps of their own, one query each: their seconds are SQL too.
+    check_seconds = sum(
+        evaluation.metadata["seconds"].value
+        for evaluation in result.get_asset_check_evaluations()
+        if "seconds" in evaluation.metadata
+    )
+    sql_seconds = sum(per_step.values()) + check_seconds
     lines = [
         "",
         f"{'asset':<26}{'rows':>12}{'tenants':>9}{'days':>7}{'seconds':>9}",
