@@ -146,6 +146,9 @@ def test_the_database_pool_holds_for_runs_launched_from_the_ui(tmp_path):
                 time.sleep(1)
             assert [run.status for run in runs] == [dg.DagsterRunStatus.SUCCESS] * len(runs)
             assert {run.job_name for run in runs} == {"__ASSET_JOB"}
+            for run in runs:  # the definitions' executor reached the implicit asset job's runs
+                engine_events = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+                assert any(event.message.startswith("Executing steps in process") for event in engine_events)
             intervals = [interval for run in runs for interval in pool_step_intervals(instance, run.run_id)]
             assert len(intervals) >= 5 * 4  # each run: log_snapshots, health, dashboard and their checks
             # Five runs of up to four at once; their database steps two at a time, never more.
