@@ -10,9 +10,10 @@ environment of the process doing the work, at the moment it does it:
 - `DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS`: the process that creates a run (the CLI; the
   webserver for the UI's Materialize; the daemon for schedules, sensors and backfills) writes one
   "planned" event per asset of a range run instead of one per asset partition. The price, as
-  Dagster's `event_log/base.py` states it: the days of a failed range run show as missing, not
-  failed, in the asset's partitions in the open-source UI (the run, its failure alert and the
-  backfill's status still say which days failed).
+  Dagster's `event_log/base.py` states it: the days of a failed run show as missing, not failed, in
+  the asset's partitions in the open-source UI, and the days of a run in progress are not marked as
+  such (that status is read from per-day planned events); the run, its failure alert and the
+  backfill's status still say which days failed.
 
 `make dev` and the README's Deploy section set both for every process; the CLI and the code
 location (which every run worker imports before it executes) set them where they are missing.
