@@ -5,6 +5,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
+# Cheap bookkeeping of long runs, for every process that creates or executes one: the webserver and
+# the daemon that `make dev` starts, and the run workers they launch, which inherit this environment
+# (audit_pipeline/bookkeeping.py says what each does and what it costs).
+export DAGSTER_EVENT_BATCH_SIZE ?= 1000
+export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
 .PHONY: install demo test dev clean
 

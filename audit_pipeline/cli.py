@@ -83,9 +83,11 @@ def run_backfill(start: dt.date, end: dt.date | None, rebuild_history: bool = Fa
     url = _database_url(settings)
     check_database(url)
     home = _dagster_home()
-    # Write materialization events in batches: for a long range the instance's bookkeeping, not
-    # the SQL, is the largest cost (see the README's Performance section).
-    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    # For a long range the instance's bookkeeping, not the SQL, is the largest cost: write its
+    # events in batches, one planned event per asset (bookkeeping.py; README, Performance).
+    from . import bookkeeping
+
+    bookkeeping.apply_defaults()
 
     from .definitions import defs
     from .jobs import AUDIT_HISTORY_JOB
@@ -149,11 +151,12 @@ def _database_url(settings: Settings) -> URL:
 
 def check_database(url: URL) -> None:
     """Fail fast, in one line, when the database cannot be reached or lacks the source tables."""
+    from .dialect import read_connection
     from .resources import create_database_engine
 
     engine = create_database_engine(url)
     try:
-        with engine.connect() as conn:
+        with read_connection(engine) as conn:
             missing = [t for t in SOURCE_TABLES if not inspect(conn).has_table(t)]
     except SQLAlchemyError as error:
         raise CommandError(f"cannot reach the database {redact(url)}: {scrub(first_line(error), url)}") from None
@@ -224,7 +227,13 @@ def summary(result, start: dt.date, end: dt.date, seconds: float) -> str:
         if key not in per_asset:  # a range run repeats the same metadata on every day's event
             per_asset[key] = m = {k: v.value for k, v in materialization.metadata.items()}
             per_step[event.step_key] = m.get("step_seconds", per_step.get(event.step_key, 0.0) + m.get("seconds", 0.0))
-    sql_seconds = sum(per_step.values())
+    # The output checks run in steps of their own, one query each: their seconds are SQL too.
+    check_seconds = sum(
+        evaluation.metadata["seconds"].value
+        for evaluation in result.get_asset_check_evaluations()
+        if "seconds" in evaluation.metadata
+    )
+    sql_seconds = sum(per_step.values()) + check_seconds
     lines = [
         "",
         f"{'asset':<26}{'rows':>12}{'tenants':>9}{'days':>7}{'seconds':>9}",

@@ -22,7 +22,7 @@ import sqlite3
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 
 from .calendar import local_date, parse_instant
 
@@ -380,6 +380,14 @@ def use_utc_sessions(engine: Engine) -> None:
         cursor.execute("SET TIME ZONE 'UTC'")
         cursor.close()
         dbapi_connection.autocommit = autocommit
+# Execution option of a connection whose transactions only read (see `read_connection`).
+READS_ONLY = "audit_pipeline_reads_only"
+
+
+def read_connection(engine: Engine) -> Connection:
+    """A connection for reads only: on SQLite its transactions take no write lock, so a sensor tick
+    or a check never waits for a backfill's writes. (PostgreSQL: an ordinary connection.)"""
+    return engine.connect().execution_options(**{READS_ONLY: True})
 
 
 def install_sqlite_functions(engine: Engine) -> None:
@@ -387,8 +395,11 @@ def install_sqlite_functions(engine: Engine) -> None:
 
     Python's sqlite3 driver opens a transaction lazily, before the first INSERT/UPDATE/DELETE only, so
     DDL and reads before it run outside any transaction. Taking control (SQLAlchemy's documented
-    recipe) makes each `engine.begin()` block one transaction; BEGIN IMMEDIATE takes the write lock
-    at its start, so a second writer waits (busy timeout) instead of failing half-way.
+    recipe) makes each `engine.begin()` block one transaction. A transaction that writes begins
+    IMMEDIATE: it takes the write lock at its start, so a second writer waits (busy timeout) instead
+    of failing half-way when it first writes after reading. A transaction on a `read_connection`
+    begins DEFERRED and, in WAL mode, reads the last committed state without waiting for a writer,
+    nor making one wait.
     """
     if engine.dialect.name != "sqlite":
         return
@@ -396,8 +407,10 @@ def install_sqlite_functions(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
         dbapi_connection.isolation_level = None
+        # Persistent in the file; a no-op once set (and "memory" for an in-memory database).
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
         register_sqlite_functions(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READS_ONLY) else "BEGIN IMMEDIATE")

@@ -2,23 +2,20 @@
 
 import dagster as dg
 
-from .checks import freshness_checks
+from .checks import FRESHNESS_JOB, freshness_checks
 from .partitions import daily_partitions
 
 AUDIT_HISTORY_JOB = "audit_history"
-DATABASE_TAG = "audit_pipeline/database"
 
 audit_history_job = dg.define_asset_job(
     AUDIT_HISTORY_JOB,
     selection=dg.AssetSelection.all() - dg.AssetSelection.checks(*freshness_checks),
     partitions_def=daily_partitions,
-    # The instance's run queue limits how many runs with this tag touch the database at once.
-    tags={DATABASE_TAG: "application"},
     description="The daily snapshots of the selected days and every asset downstream of them.",
 )
 
 freshness_job = dg.define_asset_job(
-    "freshness_check",
+    FRESHNESS_JOB,
     selection=dg.AssetSelection.checks(*freshness_checks),
     description="Is yesterday materialized by 02:00 in the reporting time zone?",
 )
@@ -27,6 +24,5 @@ rebuild_history_job = dg.define_asset_job(
     "rebuild_record_history",
     selection=dg.AssetSelection.assets("observation_history", "requirement_history"),
     config={"ops": {"record_history": {"config": {"full_rebuild": True}}}},
-    tags={DATABASE_TAG: "application"},
     description="Parse the whole audit_log again and derive every record's history (then re-run the days that need it).",
 )

@@ -14,6 +14,12 @@ from .dialect import install_sqlite_functions, use_utc_sessions
 from .settings import DATABASE_URL_VAR, DEMO_DATABASE_PATH, Settings, load_settings, parse_database_url, redact
 from .warehouse import Warehouse
 
+# The Dagster pool of every step that works on the application database (assets and asset checks).
+# Its limit, in the instance's `concurrency:` settings (dagster.yaml, deploy/dagster.yaml), bounds
+# how many such steps run at once, however their runs were launched: CLI, schedule, sensor, the
+# UI's Materialize or a backfill. Each step holds at most two connections (writes at once).
+DATABASE_POOL = "audit_pipeline_database"
+
 
 def create_database_engine(url: URL) -> Engine:
     """An engine for the application database; plain `postgresql://` goes through psycopg 3."""

@@ -116,7 +116,10 @@ def runs_that_may_predate(instance: dg.DagsterInstance, pending: PendingCorrecti
 
 @dg.run_failure_sensor(
     name="run_failure_alert",
-    monitored_jobs=[audit_history_job],
+    # Every failed run of the instance, whichever way it was launched: the jobs, the implicit asset
+    # job of the UI's Materialize and of asset backfills, the freshness job (whose run fails when a
+    # day is missing at the deadline), and CLI runs, which belong to no code location.
+    monitor_all_code_locations=True,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Logs every failed run of the pipeline and POSTs it as JSON to AUDIT_PIPELINE_ALERT_WEBHOOK when set.",
 )

@@ -22,6 +22,7 @@ from .calendar import day_end, days, fiscal_quarter, parse_instant
 from .corrections import LogRow
 from .log_reader import LogBatch, LogPosition, read_new_rows, start_position
 from .dialect import DAY_MAX, DAY_MIN, ENUM_WHITESPACE, PG_SAFE_JSON_FUNCTION, Dialect, PostgresDialect, dialect_for
+from .dialect import read_connection  # reads take no SQLite write lock
 from .settings import Settings
 from .sql import legacy
 from .tables import output_metadata
@@ -214,18 +215,18 @@ class Warehouse:
     def find(self, sql: str, **params) -> list[tuple]:
         """Rows of a read-only query (the checks' queries), with the common parameters bound."""
         self.prepare()
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             return [tuple(row) for row in conn.execute(text(sql), {**self.common_params(), **params})]
 
     # --- reads for the late-correction sensor ---------------------------------------------------
 
     def start_log_position(self) -> LogPosition:
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             return start_position(conn)
 
     def read_log_rows(self, position: LogPosition, limit: int) -> LogBatch:
         """New audit_log rows after `position` (see log_reader), as LogRows with parsed images."""
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             batch = read_new_rows(conn, position, log_sql.LOG_ROW_COLUMNS, limit)
         rows = [
             LogRow(id, table_name, record_id, action or "", _lenient_json(old), _lenient_json(new), parse_instant(changed_at))
@@ -236,7 +237,7 @@ class Warehouse:
     def created_at(self, records: set[tuple[str, str]]) -> dict[tuple[str, str], dt.datetime]:
         """The live created_at of these (table, id) records, for tenants, observations and requirements."""
         found = {}
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             for table in ("tenant", "observation", "compliance_requirement"):
                 ids = sorted(record_id for t, record_id in records if t == table)
                 for chunk in range(0, len(ids), 1000):
@@ -249,7 +250,7 @@ class Warehouse:
 
     def legacy_snapshot_table(self) -> legacy.LegacyTable | None:
         """The old job's table, None when it does not exist; LegacyTableError when it cannot be compared."""
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             return legacy.find_legacy_table(conn, self.settings.legacy_snapshot_table)
 
     def write_legacy_snapshot_diff(self, start: dt.date, end: dt.date) -> WriteResult:

@@ -7,7 +7,7 @@ import dagster as dg
 from audit_pipeline.assets import changes, daily, findings, history, legacy, trends
 from audit_pipeline.definitions import defs
 from audit_pipeline.partitions import daily_partitions
-from audit_pipeline.resources import DatabaseResource
+from audit_pipeline.resources import DATABASE_POOL, DatabaseResource
 
 from .builder import SourceBuilder, change_rows, count, rows
 
@@ -45,8 +45,13 @@ def test_definitions_load_with_twelve_assets_and_one_partitions_definition():
         else:
             assert node.partitions_def is None
     assert daily_partitions.timezone == "Asia/Kolkata"
-    # The instance's queue limits runs that carry this tag (deploy/dagster.yaml, dagster.yaml).
-    assert defs.resolve_job_def("audit_history").tags["audit_pipeline/database"] == "application"
+    # However a run starts (the job, or the implicit asset job of the UI and of asset backfills), its
+    # steps run in its own process, and every step that works on the application database takes a
+    # slot of the pool the instance limits (deploy/dagster.yaml, dagster.yaml).
+    for job in (defs.resolve_job_def("audit_history"), defs.resolve_implicit_global_asset_job_def()):
+        assert job.executor_def is dg.in_process_executor
+        for node in job.graph.node_defs:
+            assert (node.pool == DATABASE_POOL) == ("database" in node.required_resource_keys), node.name
     assert daily_partitions.get_first_partition_key() == "2024-04-01"
 
 

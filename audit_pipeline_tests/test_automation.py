@@ -55,22 +55,50 @@ def test_freshness_deadline_is_2am_in_the_reporting_time_zone(now, day):
     assert required_day(dt.datetime.fromisoformat(now).replace(tzinfo=IST), IST) == dt.date.fromisoformat(day)
 
 
+FRESHNESS = dg.AssetCheckKey(dg.AssetKey("dashboard_snapshot"), "yesterday_materialized_by_2am")
+
+
 def test_freshness_check_fails_until_yesterday_is_materialized(engine, db_url):
     src = SourceBuilder(engine)
     src.tenant()
     required = required_day(dt.datetime.now(dt.timezone.utc), IST).isoformat()
     resources = {"database": DatabaseResource(url=db_url)}
-    check = next(c for c in freshness_checks if dg.AssetKey("dashboard_snapshot") in {k.asset_key for k in c.check_keys})
     with dg.DagsterInstance.ephemeral() as instance:
-        before = dg.materialize([*ALL_ASSETS, check], instance=instance, resources=resources,
-                                selection=dg.AssetSelection.checks(check))
+        before = dg.materialize([*ALL_ASSETS, *freshness_checks], instance=instance, resources=resources,
+                                selection=dg.AssetSelection.checks(FRESHNESS))
         assert [e.passed for e in before.get_asset_check_evaluations()] == [False]
         assert before.get_asset_check_evaluations()[0].metadata["required_day"].value == required
+        assert before.success  # outside the freshness job a failed check is only recorded
         dg.materialize(ALL_ASSETS, instance=instance, resources=resources, partition_key=required,
                        selection=dg.AssetSelection.assets("severity_snapshot", "compliance_snapshot", "health_snapshot", "dashboard_snapshot"))
-        after = dg.materialize([*ALL_ASSETS, check], instance=instance, resources=resources,
-                               selection=dg.AssetSelection.checks(check))
+        after = dg.materialize([*ALL_ASSETS, *freshness_checks], instance=instance, resources=resources,
+                               selection=dg.AssetSelection.checks(FRESHNESS))
         assert [e.passed for e in after.get_asset_check_evaluations()] == [True]
+
+
+def test_the_freshness_run_fails_when_a_day_is_missing_at_the_deadline(engine, db_url):
+    SourceBuilder(engine).tenant()
+    required = required_day(dt.datetime.now(dt.timezone.utc), IST).isoformat()
+    resources = {"database": DatabaseResource(url=db_url)}
+    job = defs.resolve_job_def("freshness_check")
+    with dg.DagsterInstance.ephemeral() as instance:
+        # Only compliance_trend_daily is missing: its check fails, and so does the run.
+        dg.materialize(ALL_ASSETS, instance=instance, resources=resources, partition_key=required,
+                       selection=dg.AssetSelection.assets("observation_history", "requirement_history", "severity_snapshot",
+                                                          "compliance_snapshot", "health_snapshot", "dashboard_snapshot",
+                                                          "snapshot_change"))
+        result = job.execute_in_process(instance=instance, resources=resources, raise_on_error=False)
+        assert not result.success
+        evaluations = {e.asset_key.to_user_string(): e.passed for e in result.get_asset_check_evaluations()}
+        assert evaluations == {"severity_snapshot": True, "compliance_snapshot": True, "health_snapshot": True,
+                               "dashboard_snapshot": True, "snapshot_change": True, "compliance_trend_daily": False}
+        (failure,) = [e for e in result.all_events if e.is_step_failure]
+        assert f"{required} is not materialized" in failure.step_failure_data.error.message
+        assert "compliance_trend_daily" in failure.step_failure_data.error.message
+        # Once it is there, the run succeeds.
+        dg.materialize(ALL_ASSETS, instance=instance, resources=resources, partition_key=required,
+                       selection=dg.AssetSelection.assets("compliance_trend_daily"))
+        assert job.execute_in_process(instance=instance, resources=resources).success
 
 
 # --- which days a correction reaches back to ----------------------------------------------------------

@@ -9,7 +9,7 @@ import dagster as dg
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from audit_pipeline.resources import create_database_engine
+from audit_pipeline.resources import DATABASE_POOL, create_database_engine
 from audit_pipeline.settings import parse_database_url
 
 from .builder import SourceBuilder
@@ -53,14 +53,30 @@ def test_production_instance_records_runs_in_postgres(pg_databases, tmp_path, mo
     assert statuses == ["SUCCESS"]
     assert materializations == 7 * 3 + 5  # seven daily assets x three days, five whole-table assets
 
-    # The same file loads as an instance with its queue limits.
+    # The same file loads as an instance with its queue and pool limits.
     for name, value in env.items():
         if name != "PATH":
             monkeypatch.setenv(name, value)
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
-        queue = instance.run_coordinator.get_run_queue_config()
-        assert queue.max_concurrent_runs == 4
-        # the main job carries this tag: at most two runs touch the application database at once
-        assert [(limit["key"], limit["limit"]) for limit in queue.tag_concurrency_limits] == [("audit_pipeline/database", 2)]
+        assert_run_queue_and_database_pool(instance)
         assert len(instance.get_runs()) == 1
+        # The CLI's run took its slots of the pool (and gave them back).
+        assert instance.event_log_storage.get_concurrency_info(DATABASE_POOL).slot_count == 2
+        assert instance.event_log_storage.get_concurrency_info(DATABASE_POOL).claimed_slots == []
+
+
+def assert_run_queue_and_database_pool(instance: dg.DagsterInstance) -> None:
+    assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+    concurrency = instance.get_concurrency_config()
+    assert concurrency.run_queue_config.max_concurrent_runs == 4
+    assert concurrency.run_queue_config.tag_concurrency_limits == []
+    # Steps that work on the application database: at most two at once, each claiming its slot.
+    assert concurrency.pool_config.pool_granularity.value == "op"
+    assert concurrency.pool_config.default_pool_limit == 2
+
+
+def test_the_local_instance_has_the_same_limits(tmp_path):
+    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert_run_queue_and_database_pool(instance)
+        assert instance.event_log_storage.supports_global_concurrency_limits

@@ -5,16 +5,18 @@ import dagster as dg
 from .. import source_checks
 from ..catalog import table_metadata
 from ..partitions import daily_partitions
-from ..resources import DatabaseResource
+from ..resources import DATABASE_POOL, DatabaseResource
 from ._run import run_days, table_spec, write, write_at_once
 from .history import observation_history, requirement_history
 
 GROUP = "daily_snapshots"
 
-# A range of days is one run and one set of statements, whatever its length.
+# A range of days is one run and one set of statements, whatever its length; the step works on the
+# application database, so it takes a slot of its pool.
 daily = dict(
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=DATABASE_POOL,
 )
 
 severity_snapshot = table_spec(

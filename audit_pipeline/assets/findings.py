@@ -3,7 +3,7 @@
 import dagster as dg
 
 from .. import source_checks
-from ..resources import DatabaseResource
+from ..resources import DATABASE_POOL, DatabaseResource
 from ._run import table_spec, write_at_once
 
 GROUP = "findings"
@@ -20,6 +20,7 @@ engagement_progress = table_spec(
     specs=[repeat_finding, engagement_progress],
     check_specs=source_checks.check_specs(repeat_finding),
     can_subset=True,
+    pool=DATABASE_POOL,
     description="Both tables rebuilt whole from the current state, at the same time.",
 )
 def current_findings(context: dg.AssetExecutionContext, database: DatabaseResource):

@@ -5,7 +5,7 @@ from pydantic import Field
 from sqlalchemy.exc import DBAPIError
 
 from ..history import HistoryUpdate, update_record_history
-from ..resources import DatabaseResource
+from ..resources import DATABASE_POOL, DatabaseResource
 from ..source_checks import problems_result
 from ..sql.checks import history_problems
 from ..sql.history import KINDS
@@ -47,6 +47,7 @@ check_specs = [
     specs=[observation_history, requirement_history],
     check_specs=check_specs,
     can_subset=True,
+    pool=DATABASE_POOL,
     description=(
         "Brought up to date from the audit_log rows read since the last run (each row once, whatever order "
         "they commit in): only the records they touch are derived again. full_rebuild derives every record. "

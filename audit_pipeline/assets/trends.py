@@ -4,7 +4,7 @@ import dagster as dg
 
 from ..catalog import table_metadata
 from ..partitions import daily_partitions
-from ..resources import DatabaseResource
+from ..resources import DATABASE_POOL, DatabaseResource
 from .daily import compliance_snapshot, daily, severity_snapshot
 from ..sql import trends as trend_sql
 from ..sql.common import PREVIEW_ROWS
@@ -39,6 +39,7 @@ def compliance_trend_daily(context: dg.AssetExecutionContext, database: Database
 @dg.asset(
     group_name=GROUP,
     kinds={"sql"},
+    pool=DATABASE_POOL,
     deps=[severity_snapshot],
     description="Open findings by severity at the latest snapshot of each fiscal quarter (rebuilt whole).",
     metadata=table_metadata("severity_trend_quarterly"),
