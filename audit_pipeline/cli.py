@@ -152,7 +152,7 @@ def _database_url(settings: Settings) -> URL:
 def check_database(url: URL) -> None:
     """Fail fast, in one line, when the database cannot be reached or lacks the source tables."""
     from .dialect import read_connection
-    from .resources import create_database_engine
+    from .database import create_database_engine
 
     engine = create_database_engine(url)
     try:
@@ -258,7 +258,7 @@ def summary(result, start: dt.date, end: dt.date, seconds: float) -> str:
 
 def run_demo_data(url_text: str | None, scale: int, force: bool, history_factor: int = 1) -> int:
     from .demo_data import create_demo_database, generate, write
-    from .resources import create_database_engine
+    from .database import create_database_engine
 
     if scale < 1 or history_factor < 1:
         raise CommandError("--scale and --history-factor must be at least 1")

@@ -34,6 +34,7 @@ from sqlalchemy import JSON, Engine, bindparam, insert, update
 from sqlalchemy.engine import URL
 
 from . import tables
+from .database import create_database_engine
 
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
 UTC = dt.timezone.utc
@@ -462,8 +463,6 @@ def _copy(conn, table, rows: list[dict]) -> None:
 
 def create_demo_database(path: Path, scale: int = 1) -> None:
     """Write a SQLite demo database at `path`, atomically (a temporary file renamed into place)."""
-    from .resources import create_database_engine
-
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".demo-", suffix=".sqlite", dir=path.parent)
     os.close(fd)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import dagster as dg
 from pydantic import PrivateAttr
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine
 from sqlalchemy.engine import URL
 
-from .dialect import install_sqlite_functions, use_utc_sessions
+from .database import create_database_engine
 from .settings import DATABASE_URL_VAR, DEMO_DATABASE_PATH, Settings, load_settings, parse_database_url, redact
 from .warehouse import Warehouse
 
@@ -19,22 +19,6 @@ from .warehouse import Warehouse
 # how many such steps run at once, however their runs were launched: CLI, schedule, sensor, the
 # UI's Materialize or a backfill. Each step holds at most two connections (writes at once).
 DATABASE_POOL = "audit_pipeline_database"
-
-
-def create_database_engine(url: URL) -> Engine:
-    """An engine for the application database; plain `postgresql://` goes through psycopg 3."""
-    if url.get_backend_name() == "sqlite":
-        # Writers wait for each other (up to a minute) instead of failing with "database is locked".
-        engine = create_engine(url, connect_args={"timeout": 60})
-        install_sqlite_functions(engine)
-        return engine
-    engine = create_engine(
-        url,
-        pool_pre_ping=True,  # a connection dropped between steps is replaced, not used
-        connect_args={"connect_timeout": 10, "application_name": "audit-pipeline"},
-    )
-    use_utc_sessions(engine)  # naive timestamps (Prisma's DateTime) hold UTC
-    return engine
 
 
 def demo_database_url(path: Path = DEMO_DATABASE_PATH) -> URL:
