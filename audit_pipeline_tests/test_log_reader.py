@@ -14,7 +14,7 @@ from audit_pipeline.resources import DatabaseResource, create_database_engine
 from audit_pipeline.settings import parse_database_url
 
 from .builder import SourceBuilder, ist
-from .test_automation import ALL_ASSETS, after, tick
+from .test_automation import after, materialized, tick  # noqa: F401 (a fixture)
 
 NOW = 1_000_000.0
 
@@ -95,19 +95,11 @@ def test_start_position_waits_for_ids_missing_at_the_end(engine):
 
 
 @pytest.fixture
-def sensor_world(engine, db_url):
+def sensor_world(engine, materialized):
     """20 days materialized, the sensor started after the log's first row."""
-    src = SourceBuilder(engine)
-    src.tenant()
-    src.observation("o1", created="2024-06-01 10:00:00")
-    src.log("observation", "o1", "2024-06-01 10:00:00", action="INSERT", new={"id": "o1", "severity": "HIGH"})
-    resources = {"database": DatabaseResource(url=db_url)}
-    with dg.DagsterInstance.ephemeral() as instance:
-        result = dg.materialize(ALL_ASSETS, instance=instance, resources=resources,
-                                tags={RANGE_START_TAG: "2024-06-01", RANGE_END_TAG: "2024-06-20"})
-        assert result.success
-        _, cursor = tick(instance, resources, None)
-        yield engine, instance, resources, cursor
+    _, instance, resources = materialized
+    _, cursor = tick(instance, resources, None)
+    return engine, instance, resources, cursor
 
 
 def test_a_lower_id_committed_after_a_higher_one_is_handled_on_the_next_tick(sensor_world, db_url):
