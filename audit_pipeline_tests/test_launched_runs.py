@@ -30,6 +30,7 @@ from audit_pipeline.assets import daily, findings, trends
 from audit_pipeline.checks import asset_checks, freshness_checks
 from audit_pipeline.definitions import defs
 from audit_pipeline.demo_data import create_demo_database
+from audit_pipeline.log_reader import LogPosition
 from audit_pipeline.resources import DATABASE_POOL, DatabaseResource, create_database_engine
 from audit_pipeline.sensors import run_failure_alert
 from audit_pipeline.settings import parse_database_url
@@ -235,8 +236,9 @@ def test_on_sqlite_a_reader_does_not_wait_for_a_writer(tmp_path):
     with engine.begin() as backfill:  # a backfill's write transaction holds the write lock...
         backfill.execute(text("DELETE FROM severity_snapshot"))
         # ...and the sensor's and the checks' reads still read the last committed state...
-        assert reader.max_log_id() >= 0
-        assert reader.tenant_created_at()
+        assert reader.start_log_position().after >= 0
+        assert reader.read_log_rows(LogPosition(0), 10).rows == []
+        assert reader.created_at({("tenant", "t1")})
         assert reader.find("SELECT count(*) FROM observation") == [(1,)]
         # ...while a second writer has to wait for it.
         with pytest.raises(OperationalError, match="locked"):
