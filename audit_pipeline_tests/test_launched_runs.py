@@ -9,17 +9,10 @@ at the same time.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -29,15 +22,14 @@ from sqlalchemy.exc import OperationalError
 from audit_pipeline.assets import daily, findings, trends
 from audit_pipeline.checks import asset_checks, freshness_checks
 from audit_pipeline.definitions import defs
-from audit_pipeline.demo_data import create_demo_database
 from audit_pipeline.log_reader import LogPosition
 from audit_pipeline.resources import DATABASE_POOL, DatabaseResource, create_database_engine
 from audit_pipeline.sensors import run_failure_alert
 from audit_pipeline.settings import parse_database_url
 
 from .builder import SourceBuilder, warehouse
+from .dagster_dev import dagster_dev
 
-ROOT = Path(__file__).resolve().parents[1]
 DAILY_SNAPSHOTS = ["severity_snapshot", "compliance_snapshot", "health_snapshot", "dashboard_snapshot"]
 POOL_LIMIT = 2  # dagster.yaml, deploy/dagster.yaml
 
@@ -108,30 +100,8 @@ def most_at_once(intervals: list[tuple[float, float]]) -> int:
 
 @pytest.mark.slow
 def test_the_database_pool_holds_for_runs_launched_from_the_ui(tmp_path):
-    database = tmp_path / "demo.sqlite"
-    create_demo_database(database)
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     # No job tags reach runs of the implicit asset job: only the pool can hold them back.
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AUDIT_PIPELINE_")},
-           "DAGSTER_HOME": str(home), "AUDIT_PIPELINE_DATABASE_URL": f"sqlite:///{database}"}
-    with open(tmp_path / "dagster-dev.log", "w") as log:
-        server = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml", "-p", str(port)],
-                                  cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/server_info", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, (tmp_path / "dagster-dev.log").read_text()[-3000:]
-                time.sleep(1)
+    with dagster_dev(tmp_path) as (base, home, _):
         months = [("2024-04-01", "2024-04-30"), ("2024-05-01", "2024-05-31"), ("2024-06-01", "2024-06-30"), ("2024-07-01", "2024-07-31")]
         run_ids = [materialize(base, first, last) for first, last in months]
         backfill_id = backfill(base, [f"2024-08-{day:02}" for day in range(1, 32)])
@@ -155,12 +125,6 @@ def test_the_database_pool_holds_for_runs_launched_from_the_ui(tmp_path):
             # Five runs of up to four at once; their database steps two at a time, never more.
             assert most_at_once(intervals) == POOL_LIMIT
             assert instance.event_log_storage.get_concurrency_info(DATABASE_POOL).slot_count == POOL_LIMIT
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
 
 
 # --- every failed run is alerted -----------------------------------------------------------------

@@ -11,12 +11,7 @@ import datetime as dt
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import dagster as dg
@@ -24,9 +19,10 @@ import pytest
 from sqlalchemy import text
 
 from audit_pipeline.calendar import last_complete_day
-from audit_pipeline.demo_data import create_demo_database
 from audit_pipeline.resources import create_database_engine
 from audit_pipeline.settings import load_settings
+
+from .dagster_dev import dagster_dev
 from sqlalchemy.engine import URL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,38 +55,10 @@ def webserver(tmp_path_factory):
             pytest.fail(f"{reason} (AUDIT_PIPELINE_REQUIRE_BROWSER=1: the browser test must run)")
         pytest.skip(reason)
     work = tmp_path_factory.mktemp("ui")
-    database = work / "demo.sqlite"
-    create_demo_database(database)
-    home = work / "dagster_home"
-    home.mkdir()
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AUDIT_PIPELINE_")},
-           "DAGSTER_HOME": str(home), "AUDIT_PIPELINE_DATABASE_URL": f"sqlite:///{database}"}
-    log = open(work / "dagster-dev.log", "w")
-    server = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml", "-p", str(port)],
-                              cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/server_info", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"dagster dev did not start: {(work / 'dagster-dev.log').read_text()[-2000:]}")
-                time.sleep(1)
-        yield base, home, database
+        with dagster_dev(work) as started:
+            yield started
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        log.close()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         shutil.copy(work / "dagster-dev.log", ARTIFACTS / "dagster-dev.log")
 
