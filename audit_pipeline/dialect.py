@@ -55,6 +55,9 @@ class Dialect:
     # Put after `AS` in a CTE whose expressions must be computed once per row. PostgreSQL inlines a
     # CTE that is read once, and would then parse an image once for every reference to its field.
     materialized = ""
+    # Put after `AS` in a CTE read more than once that is cheaper to compute again than to store:
+    # PostgreSQL would otherwise write it out once (to disk, past work_mem) and read it back.
+    inlined = ""
 
     def json_field(self, column: str, field: str) -> str:
         """The image's `field`, in whatever form json_present/json_value read."""
@@ -159,6 +162,7 @@ class PostgresDialect(Dialect):
     name = "postgresql"
 
     materialized = "MATERIALIZED"
+    inlined = "NOT MATERIALIZED"
 
     def __init__(self, images_are_text: bool = False):
         self.images_are_text = images_are_text

@@ -55,15 +55,22 @@ def repeat_finding(d: Dialect, target: str) -> str:
 
 
 def engagement_progress(d: Dialect, target: str) -> str:
+    # Observations are counted per engagement first (a hash aggregate down to one narrow row per
+    # engagement), then joined: joining every observation to its engagement and grouping by the
+    # engagement's columns sorted all of them (on disk, with a long history).
     return f"""
+    WITH per_engagement AS (
+        SELECT engagement_id, tenant_id, count(*) AS observation_count,
+               count(CASE WHEN closed_at IS NULL THEN 1 END) AS open_count, count(closed_at) AS closed_count
+        FROM observation
+        WHERE engagement_id IS NOT NULL
+        GROUP BY engagement_id, tenant_id
+    )
     INSERT INTO {target} (engagement_id, tenant_id, engagement_name, engagement_status,
                           observation_count, open_count, closed_count)
     SELECT e.id, e.tenant_id, e.name, e.status,
-           count(o.id),
-           count(CASE WHEN o.closed_at IS NULL THEN o.id END),
-           count(CASE WHEN o.closed_at IS NOT NULL THEN o.id END)
+           coalesce(o.observation_count, 0), coalesce(o.open_count, 0), coalesce(o.closed_count, 0)
     FROM audit_engagement e
     JOIN tenant t ON t.id = e.tenant_id AND t.onboarding_completed IS TRUE
-    LEFT JOIN observation o ON o.engagement_id = e.id AND o.tenant_id = e.tenant_id
-    GROUP BY e.id, e.tenant_id, e.name, e.status
+    LEFT JOIN per_engagement o ON o.engagement_id = e.id AND o.tenant_id = e.tenant_id
     """

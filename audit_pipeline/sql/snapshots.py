@@ -26,9 +26,11 @@ def counted(counts: dict[str, str], value: str) -> dict[str, str]:
 
 def _runs_in_range(d: Dialect, history: str, value_column: str) -> str:
     """CTE `runs_in_range(tenant_id, first_day, end_day, value)`: the history runs of onboarded
-    tenants, cut to the days they are in the snapshots and to the run's range (end_day exclusive)."""
+    tenants, cut to the days they are in the snapshots and to the run's range (end_day exclusive).
+    Read twice (each run's first and end day), and scanned twice rather than stored: an index scan of
+    the history is cheaper than writing its rows out and reading them back."""
     return f"""
-    runs_in_range AS (
+    runs_in_range AS {d.inlined} (
         SELECT h.tenant_id,
                {d.greatest('h.valid_from', 't.first_day', ':range_start')} AS first_day,
                {d.least('coalesce(h.valid_to, :day_max)', ':range_after')} AS end_day,
