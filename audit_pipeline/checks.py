@@ -49,14 +49,14 @@ def checked_days(context: dg.AssetCheckExecutionContext, w) -> dict:
 def tenant_day_problems(w, table: str, days: tuple[dt.date, dt.date] | None) -> list[tuple]:
     """Missing, unexpected and duplicate rows of a daily table on every one of `days` (first, last),
     or, with None, on every day from the table's first to its last."""
-    target = w.table_ref(table)
+    target = w.tables.ref(table)
     if days is None:
-        first, last = w.find(check_sql.day_span(target))[0]
+        first, last = w.reader.find(check_sql.day_span(target))[0]
         if first is None:
             return []
         days = (as_date(first), as_date(last))
     bounds = {"first_day": w.dialect.day_param(days[0]), "last_day": w.dialect.day_param(days[1])}
-    return w.find(check_sql.tenant_day_rows(w.dialect, target), **bounds)
+    return w.reader.find(check_sql.tenant_day_rows(w.dialect, target), **bounds)
 
 
 def as_date(value) -> dt.date:
@@ -64,7 +64,7 @@ def as_date(value) -> dt.date:
 def timed_find(w, sql: str, **params) -> tuple[list[tuple], dg.MetadataValue]:
     """The rows of a check's query and the seconds it took (the CLI counts them as time in SQL)."""
     began = time.perf_counter()
-    rows = w.find(sql, **params)
+    rows = w.reader.find(sql, **params)
     return rows, dg.MetadataValue.float(round(time.perf_counter() - began, 3))
 
 
@@ -100,7 +100,7 @@ def values_in_range(asset: dg.AssetKey, conditions: dict[str, str]) -> dg.AssetC
     @retried_if_transient
     def _check(context: dg.AssetCheckExecutionContext, database: DatabaseResource) -> dg.AssetCheckResult:
         w = database.warehouse()
-        problems, seconds = timed_find(w, check_sql.out_of_range_rows(w.table_ref(table), conditions), **checked_days(context, w))
+        problems, seconds = timed_find(w, check_sql.out_of_range_rows(w.tables.ref(table), conditions), **checked_days(context, w))
         return problems_result(problems, seconds=seconds)
 
     return _check
@@ -120,17 +120,17 @@ def change_identity_problems(w, days: tuple[dt.date, dt.date] | None) -> list[di
     for table, (counts, kind) in IDENTITY_TABLES.items():
         span = days
         if span is None:
-            first, last = w.find(check_sql.day_span(w.table_ref(table)))[0]
+            first, last = w.reader.find(check_sql.day_span(w.tables.ref(table)))[0]
             if first is None:
                 continue
             span = (as_date(first), as_date(last))
         sql = check_sql.counts_follow_from_changes(
-            w.dialect, w.table_ref(table), counts, w.table_ref(kind.history), kind.value_column,
-            w.table_ref("snapshot_change"), kind.log_table,
+            w.dialect, w.tables.ref(table), counts, w.tables.ref(kind.history), kind.value_column,
+            w.tables.ref("snapshot_change"), kind.log_table,
         )
         bounds = {name: w.dialect.day_param(day) for name, day in
                   (("first_day", span[0]), ("last_day", span[1]), ("day_before_first", span[0] - dt.timedelta(days=1)))}
-        problems += [mismatch(table, *row) for row in w.find(sql, **bounds)]
+        problems += [mismatch(table, *row) for row in w.reader.find(sql, **bounds)]
     return problems
 
 

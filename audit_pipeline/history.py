@@ -51,14 +51,14 @@ class HistoryUpdate:
 
 
 def update_record_history(w: Warehouse, full_rebuild: bool = False, now: float | None = None) -> HistoryUpdate:
-    w.prepare()
+    w.tables.prepare()
     began = time.perf_counter()
-    log_values, positions = w.table_ref("history_log_value"), w.table_ref("history_log_position")
-    histories = {kind: w.table_ref(kind.history) for kind in sql.KINDS}
+    log_values, positions = w.tables.ref("history_log_value"), w.tables.ref("history_log_position")
+    histories = {kind: w.tables.ref(kind.history) for kind in sql.KINDS}
     with w.engine.begin() as conn:
         for table in (positions, log_values, *histories.values()):
-            w.lock(conn, table)
-        w.session_setup(conn)
+            w.tables.lock(conn, table)
+        w.tables.session_setup(conn)
         saved = conn.execute(
             text(f"SELECT position, timezone FROM {positions} WHERE consumer = :consumer"), {"consumer": CONSUMER}
         ).first()
@@ -67,13 +67,13 @@ def update_record_history(w: Warehouse, full_rebuild: bool = False, now: float |
             batch = read_new_rows(conn, LogPosition.from_json(saved.position), "id, table_name, record_id", MAX_UPDATE_ROWS, now)
             if len(batch.rows) >= MAX_UPDATE_ROWS:
                 reason, batch = f"more than {MAX_UPDATE_ROWS:,} new log rows", None
-        params = w.common_params()
+        params = w.tables.common_params()
         for setting in w.dialect.bulk_settings:
             conn.execute(text(setting))
         if batch is None:
             position = start_position(conn, now)
             conn.execute(text(w.dialect.empty(log_values)))
-            indexes = w.metadata.tables[w.table_key("history_log_value")].indexes
+            indexes = w.tables.metadata.tables[w.tables.key("history_log_value")].indexes
             for index in indexes:
                 index.drop(conn)
             conn.execute(text(sql.load_log_values(w.dialect, log_values, only_new=False)), params)
@@ -125,7 +125,7 @@ def _problems(conn: Connection, w: Warehouse, histories: dict, only_touched: boo
     for kind, target in histories.items():
         records = sql.touched(kind) if only_touched else None
         query = history_problems(w.dialect, target, kind.id_column, kind.value_column, records)
-        out[kind.history] = [tuple(row) for row in conn.execute(text(query), w.common_params())]
+        out[kind.history] = [tuple(row) for row in conn.execute(text(query), w.tables.common_params())]
     return out
 
 

@@ -34,12 +34,12 @@ def late_correction_sensor(context: dg.SensorEvaluationContext, database: Databa
     warehouse = database.warehouse()
     if context.cursor is None:
         # First tick: start from now. Replaying the whole log would re-run all of history.
-        position = warehouse.start_log_position()
+        position = warehouse.reader.start_log_position()
         context.update_cursor(SensorCursor(position).to_json())
         return dg.SkipReason(f"started: watching audit_log rows after id {position.after}")
 
     cursor = SensorCursor.from_json(context.cursor)
-    batch = warehouse.read_log_rows(cursor.position, LOG_ROWS_PER_TICK)
+    batch = warehouse.reader.read_log_rows(cursor.position, LOG_ROWS_PER_TICK)
     for gap in batch.given_up:
         context.log.warning(
             f"audit_log ids {gap.first}..{gap.last} were still missing {LATE_COMMIT_SECONDS} s after they were "
@@ -49,7 +49,7 @@ def late_correction_sensor(context: dg.SensorEvaluationContext, database: Databa
     if batch.rows:
         settings = load_settings()
         rows = batch.rows
-        created = warehouse.created_at({(r.table_name, r.record_id) for r in rows if needs_created_at(r)})
+        created = warehouse.reader.created_at({(r.table_name, r.record_id) for r in rows if needs_created_at(r)})
         earliest = earliest_affected_day(rows, settings.tz, settings.start_date, created)
         if earliest is not None:
             seen = PendingCorrection(earliest, time.time(), rows[0].id, max(r.id for r in rows))

@@ -18,7 +18,8 @@ import dagster as dg
 
 from .sql import checks as check_sql
 from .sql.common import SEVERITIES
-from .warehouse import PATH_SEPARATOR, Warehouse
+from .warehouse import Warehouse
+from .writes import PATH_SEPARATOR
 
 MAX_EXAMPLES = 20
 REQUIREMENT_STATUSES = ("COMPLIANT", "PARTIALLY_COMPLIANT", "NON_COMPLIANT", "NOT_APPLICABLE")
@@ -51,7 +52,7 @@ def problems_result(
 def enum_values_known(table: str, column: str, known: tuple[str, ...]) -> tuple[str, str, Evaluation]:
     def evaluate(w: Warehouse) -> dg.AssetCheckResult:
         unknown, normalized = {}, {}
-        for value, norm, n in w.find(check_sql.enum_values(w.dialect, table, column)):
+        for value, norm, n in w.reader.find(check_sql.enum_values(w.dialect, table, column)):
             if norm not in known:
                 unknown[repr(value)] = n
             elif value != norm:
@@ -81,7 +82,7 @@ SOURCE_CHECKS: dict[str, list[tuple[str, str, Evaluation]]] = {
         (
             "observations_closed_before_created",
             "Observations whose closed_at is before their created_at (never counted as open).",
-            problems(lambda w: w.find(check_sql.closed_before_created())),
+            problems(lambda w: w.reader.find(check_sql.closed_before_created())),
         ),
     ],
     "compliance_snapshot": [
@@ -91,12 +92,12 @@ SOURCE_CHECKS: dict[str, list[tuple[str, str, Evaluation]]] = {
         (
             "repeat_links_across_tenants",
             "repeat_of_id links into another tenant's observations (never followed).",
-            problems(lambda w: w.find(check_sql.cross_tenant_repeat_links())),
+            problems(lambda w: w.reader.find(check_sql.cross_tenant_repeat_links())),
         ),
         (
             "repeat_link_cycles",
             "Observations on a cycle of repeat_of_id links (chains stop there).",
-            problems(lambda w: w.find(check_sql.repeat_cycles(w.dialect), sep=PATH_SEPARATOR)),
+            problems(lambda w: w.reader.find(check_sql.repeat_cycles(w.dialect), sep=PATH_SEPARATOR)),
         ),
     ],
 }

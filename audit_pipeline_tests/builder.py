@@ -7,7 +7,7 @@ import json
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, insert, select, text
+from sqlalchemy import Engine, insert, text
 
 from audit_pipeline import tables
 from audit_pipeline.settings import load_settings

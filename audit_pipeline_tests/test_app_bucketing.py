@@ -65,9 +65,9 @@ def quarter_end_history(engine, **env):
     src.tenant("t1")
     src.observation("q1-end", severity="CRITICAL", created="2025-06-30 12:00:00", closed="2025-07-02 12:00:00")
     w = warehouse(engine, **env)
-    for write in (w.write_severity_snapshot, w.write_compliance_snapshot, w.write_health_snapshot, w.write_dashboard_snapshot):
+    for write in (w.writer.severity_snapshot, w.writer.compliance_snapshot, w.writer.health_snapshot, w.writer.dashboard_snapshot):
         write(dt.date(2025, 6, 27), dt.date(2025, 7, 4))
-    w.write_severity_trend_quarterly()
+    w.writer.severity_trend_quarterly()
 
 
 def test_bucketing_captured_at_in_an_ist_server_moves_a_quarters_last_day(engine):

@@ -11,7 +11,7 @@ from audit_pipeline.assets.changes import change_metadata
 from audit_pipeline.checks import change_identity_problems
 from audit_pipeline.resources import create_database_engine
 from audit_pipeline.settings import parse_database_url
-from audit_pipeline.warehouse import OutputSchemaError
+from audit_pipeline.output_tables import OutputSchemaError
 
 from .builder import SourceBuilder, count, ist, rows, warehouse
 
@@ -43,7 +43,7 @@ def test_postgres_images_in_a_text_column_with_invalid_json(pg_databases):
             if statement.strip():
                 conn.exec_driver_sql(statement)
     w = warehouse(engine)
-    w.write_severity_snapshot(dt.date(2024, 6, 1), dt.date(2024, 6, 15))
+    w.writer.severity_snapshot(dt.date(2024, 6, 1), dt.date(2024, 6, 15))
     # Rows 1-3 have no usable image; row 4's old image says LOW before 06-12, new says HIGH after.
     assert rows(engine, "severity_snapshot", D)["t1"]["low_open"] == 1
     assert rows(engine, "severity_snapshot", dt.date(2024, 6, 12))["t1"]["high_open"] == 1
@@ -56,7 +56,7 @@ def test_a_drifted_output_table_stops_the_run_and_keeps_its_data(engine):
         conn.execute(text("CREATE TABLE severity_snapshot (tenant_id text, snapshot_date date, critical integer, note text)"))
         conn.execute(text("INSERT INTO severity_snapshot VALUES ('t1', '2024-06-01', 3, 'kept')"))
     with pytest.raises(OutputSchemaError) as raised:
-        warehouse(engine).write_severity_snapshot(D, D)
+        warehouse(engine).writer.severity_snapshot(D, D)
     message = str(raised.value)
     assert "severity_snapshot" in message
     assert "missing: critical_open, high_open, low_open, medium_open, open_total" in message
@@ -87,11 +87,11 @@ def test_values_only_ever_travel_as_bound_parameters(engine):
     event.listen(engine, "before_cursor_execute", listener)
     w = warehouse(engine)
     first, last = dt.date(2024, 6, 1), dt.date(2024, 6, 12)
-    for step in (w.write_severity_snapshot, w.write_compliance_snapshot, w.write_health_snapshot,
-                 w.write_dashboard_snapshot, w.write_compliance_trend_daily, w.write_snapshot_change):
+    for step in (w.writer.severity_snapshot, w.writer.compliance_snapshot, w.writer.health_snapshot,
+                 w.writer.dashboard_snapshot, w.writer.compliance_trend_daily, w.writer.snapshot_change):
         step(first, last)
-    w.write_severity_trend_quarterly(), w.write_repeat_finding(), w.write_engagement_progress()
-    w.write_legacy_snapshot_diff(dt.date(2024, 6, 1), dt.date(2024, 6, 12))
+    w.writer.severity_trend_quarterly(), w.writer.repeat_finding(), w.writer.engagement_progress()
+    w.writer.legacy_snapshot_diff(dt.date(2024, 6, 1), dt.date(2024, 6, 12))
     # The changes' check and their preview (which reads titles) too.
     assert change_identity_problems(w, (first, last)) == []
     assert f"“{MARK}”" in change_metadata(w, first, last)["largest movements (first 10)"].value  # a title
@@ -116,7 +116,7 @@ def test_postgres_images_in_jsonb_columns(pg_databases):
             (2, 't1', 'observation', 'o1', 'UPDATE', '"severity"', '["severity"]', '2024-06-06 10:00+05:30'),
             (3, 't1', 'observation', 'o1', 'UPDATE', '{"severity": null}', '{"severity": " critical "}', '2024-06-12 10:00+05:30')
         """)
-    warehouse(engine).write_severity_snapshot(dt.date(2024, 6, 1), dt.date(2024, 6, 15))
+    warehouse(engine).writer.severity_snapshot(dt.date(2024, 6, 1), dt.date(2024, 6, 15))
     assert rows(engine, "severity_snapshot", dt.date(2024, 6, 4))["t1"]["low_open"] == 1  # old image of row 1
     assert rows(engine, "severity_snapshot", D)["t1"]["open_total"] == 1  # JSON null since 06-05: no column
     assert rows(engine, "severity_snapshot", D)["t1"]["low_open"] == 0

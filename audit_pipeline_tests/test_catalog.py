@@ -144,7 +144,7 @@ def test_postgres_stores_the_descriptions_as_column_comments(pg_databases):
     engine = create_database_engine(parse_database_url(pg_databases.create()))
     try:
         SourceBuilder(engine)  # the source tables, which prepare() looks at
-        warehouse(engine).prepare()
+        warehouse(engine).tables.prepare()
         with engine.connect() as conn:
             comments = {c["name"]: c["comment"] for c in inspect(conn).get_columns("repeat_finding")}
     finally:

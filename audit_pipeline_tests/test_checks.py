@@ -37,10 +37,10 @@ def clean_history(engine):
     src.observation("b", severity="LOW", repeat_of="a")
     src.requirement("r1", status="COMPLIANT")
     w = warehouse(engine)
-    for write in (w.write_severity_snapshot, w.write_compliance_snapshot, w.write_health_snapshot,
-                  w.write_dashboard_snapshot, w.write_compliance_trend_daily, w.write_snapshot_change):
+    for write in (w.writer.severity_snapshot, w.writer.compliance_snapshot, w.writer.health_snapshot,
+                  w.writer.dashboard_snapshot, w.writer.compliance_trend_daily, w.writer.snapshot_change):
         write(*RANGE)
-    w.write_repeat_finding()
+    w.writer.repeat_finding()
     return src
 
 
@@ -161,9 +161,9 @@ def test_history_runs_well_formed_names_each_kind_of_broken_run(engine):
     src.tenant()
     src.observation("ok", created="2024-06-01 10:00:00")
     w = warehouse(engine)  # history built: clean
-    table = w.table_ref("observation_history")
+    table = w.tables.ref("observation_history")
     query = history_problems(w.dialect, table, "observation_id", "severity")
-    assert w.find(query) == []
+    assert w.reader.find(query) == []
     day = w.dialect.day_param
     broken = [  # (id, severity, valid_from, valid_to)
         ("two-open", "HIGH", dt.date(2024, 6, 1), None), ("two-open", "LOW", dt.date(2024, 6, 5), None),
@@ -177,7 +177,7 @@ def test_history_runs_well_formed_names_each_kind_of_broken_run(engine):
             conn.execute(text(f"INSERT INTO {table} (observation_id, tenant_id, severity, valid_from, valid_to) "
                               "VALUES (:id, 't1', :s, :f, :t)"),
                          {"id": id_, "s": severity, "f": day(first), "t": after and day(after)})
-    kinds = {(kind, id_) for kind, id_, _ in w.find(query)}
+    kinds = {(kind, id_) for kind, id_, _ in w.reader.find(query)}
     assert kinds == {("more than one open run", "two-open"), ("overlapping runs", "two-open"),
                      ("overlapping runs", "overlap"), ("not maximal", "same"), ("empty run", "empty"),
                      ("value not normalized", "messy")}
@@ -188,7 +188,7 @@ def test_counts_follow_from_changes_names_the_tenant_day_and_counts(engine, db_u
     execute(engine, "UPDATE observation SET closed_at = '2024-06-03 04:00:00+00:00' WHERE id = 'a'")
     src.log("compliance_requirement", "r1", "2024-06-04 10:00:00", old={"status": "COMPLIANT"}, new={"status": "NON_COMPLIANT"})
     w = warehouse(engine)
-    for write in (w.write_severity_snapshot, w.write_compliance_snapshot, w.write_snapshot_change):
+    for write in (w.writer.severity_snapshot, w.writer.compliance_snapshot, w.writer.snapshot_change):
         write(*RANGE)
     assert check("snapshot_change", "counts_follow_from_changes", db_url).passed
     # A snapshot row tampered with: its day disagrees with the changes, and so does the next one.

@@ -50,18 +50,18 @@ def test_every_table_matches_the_reference(engine, demo):
     old_table = legacy_fingerprint(engine)
     w = warehouse(engine)
     for step in (
-        w.write_severity_snapshot,
-        w.write_compliance_snapshot,
-        w.write_health_snapshot,
-        w.write_dashboard_snapshot,
-        w.write_compliance_trend_daily,
-        w.write_snapshot_change,
+        w.writer.severity_snapshot,
+        w.writer.compliance_snapshot,
+        w.writer.health_snapshot,
+        w.writer.dashboard_snapshot,
+        w.writer.compliance_trend_daily,
+        w.writer.snapshot_change,
     ):
         step(FIRST, LAST)
-    w.write_severity_trend_quarterly()
-    w.write_repeat_finding()
-    w.write_engagement_progress()
-    w.write_legacy_snapshot_diff(FIRST, LAST)
+    w.writer.severity_trend_quarterly()
+    w.writer.repeat_finding()
+    w.writer.engagement_progress()
+    w.writer.legacy_snapshot_diff(FIRST, LAST)
 
     ref = Reference(load_source(engine))
     for day in SAMPLE_DAYS:

@@ -188,13 +188,13 @@ def load(engine, history):
 
 def compute(engine):
     w = warehouse(engine)
-    for step in (w.write_severity_snapshot, w.write_compliance_snapshot, w.write_health_snapshot,
-                 w.write_dashboard_snapshot, w.write_compliance_trend_daily, w.write_snapshot_change):
+    for step in (w.writer.severity_snapshot, w.writer.compliance_snapshot, w.writer.health_snapshot,
+                 w.writer.dashboard_snapshot, w.writer.compliance_trend_daily, w.writer.snapshot_change):
         step(FIRST, LAST)
-    w.write_severity_trend_quarterly()
-    w.write_repeat_finding()
-    w.write_engagement_progress()
-    w.write_legacy_snapshot_diff(FIRST, LAST)
+    w.writer.severity_trend_quarterly()
+    w.writer.repeat_finding()
+    w.writer.engagement_progress()
+    w.writer.legacy_snapshot_diff(FIRST, LAST)
 
 
 def legacy_diff(engine, first=FIRST, last=LAST) -> dict:
@@ -273,14 +273,14 @@ def check_against_reference(engine, history):
     # Narrow runs read only the log rows that can matter to their days: the same answers. The first
     # day of each is compared with the day before it by the rules, materialized or not.
     for first, last in ((dt.date(2024, 6, 3), dt.date(2024, 6, 4)), (LAST, LAST), (FIRST, FIRST)):
-        w.write_severity_snapshot(first, last)
-        w.write_compliance_snapshot(first, last)
-        w.write_snapshot_change(first, last)
+        w.writer.severity_snapshot(first, last)
+        w.writer.compliance_snapshot(first, last)
+        w.writer.snapshot_change(first, last)
         for day in days(first, last):
             assert rows(engine, "severity_snapshot", day) == ref.severity(day), (first, last, day)
             assert rows(engine, "compliance_snapshot", day) == ref.compliance(day), (first, last, day)
             assert change_rows(engine, day) == ref.snapshot_change(day), (first, last, day)
-        w.write_legacy_snapshot_diff(first, last)
+        w.writer.legacy_snapshot_diff(first, last)
         assert legacy_diff(engine, first, last) == ref.legacy_snapshot_diff(legacy, first, last), (first, last)
 
 

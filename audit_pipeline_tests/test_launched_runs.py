@@ -186,7 +186,7 @@ def test_on_sqlite_a_reader_does_not_wait_for_a_writer(tmp_path):
     src = SourceBuilder(engine)
     src.tenant()
     src.observation("o1")
-    warehouse(engine).prepare()
+    warehouse(engine).tables.prepare()
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
 
@@ -194,8 +194,9 @@ def test_on_sqlite_a_reader_does_not_wait_for_a_writer(tmp_path):
     # wait for, a statement fails at once with "database is locked".
     impatient = create_database_engine(url)
     event.listen(impatient, "connect", lambda dbapi_connection, _: dbapi_connection.execute("PRAGMA busy_timeout = 0"))
-    reader = warehouse(impatient)
-    reader._prepared = True  # the tables exist; prepare() writes (DDL)
+    w = warehouse(impatient)
+    w.tables._prepared = True  # the tables exist; prepare() writes (DDL)
+    reader = w.reader
 
     with engine.begin() as backfill:  # a backfill's write transaction holds the write lock...
         backfill.execute(text("DELETE FROM severity_snapshot"))

@@ -57,7 +57,7 @@ def history(engine):
     src.log("compliance_requirement", "r3", "2024-06-11 23:59:59", old={"title": "b"}, new={"title": "c"}, tenant="t2")  # before T(06-11)
     src.log("compliance_requirement", "r3", "2024-06-12 00:00:00", old={"title": "c"}, new={"title": "d"}, tenant="t2")  # = T(06-11): counts for E
     w = warehouse(engine)
-    for write in (w.write_severity_snapshot, w.write_compliance_snapshot, w.write_health_snapshot, w.write_dashboard_snapshot):
+    for write in (w.writer.severity_snapshot, w.writer.compliance_snapshot, w.writer.health_snapshot, w.writer.dashboard_snapshot):
         write(*RANGE)
 
 
@@ -165,7 +165,7 @@ def test_each_rule_of_the_comparison(engine):
 
     listener = lambda conn, cursor, statement, *args: statements.append(statement)  # noqa: E731
     event.listen(engine, "before_cursor_execute", listener)
-    warehouse(engine).write_legacy_snapshot_diff(*RANGE)
+    warehouse(engine).writer.legacy_snapshot_diff(*RANGE)
     event.remove(engine, "before_cursor_execute", listener)
 
     assert_expected_rows(engine)
@@ -181,11 +181,11 @@ def test_a_rerun_replaces_and_a_narrower_range_gives_the_same_rows(engine):
     history(engine)
     add_legacy_rows(engine)
     w = warehouse(engine)
-    w.write_legacy_snapshot_diff(*RANGE)
+    w.writer.legacy_snapshot_diff(*RANGE)
     first = diff_rows(engine)
-    w.write_legacy_snapshot_diff(*RANGE)
+    w.writer.legacy_snapshot_diff(*RANGE)
     assert diff_rows(engine) == first and count(engine, "legacy_snapshot_diff") == len(EXPECTED)
-    w.write_legacy_snapshot_diff(D11, D12)  # its window: T(06-11) <= capturedAt < T(06-13)
+    w.writer.legacy_snapshot_diff(D11, D12)  # its window: T(06-11) <= capturedAt < T(06-13)
     assert diff_rows(engine) == first
 
 
@@ -193,12 +193,12 @@ def test_without_the_legacy_table_nothing_is_compared_and_its_days_are_emptied(e
     history(engine)
     add_legacy_rows(engine)
     w = warehouse(engine)
-    w.write_legacy_snapshot_diff(*RANGE)
+    w.writer.legacy_snapshot_diff(*RANGE)
     assert count(engine, "legacy_snapshot_diff") == len(EXPECTED)
     with engine.begin() as conn:  # the application's team drops it after the cutover
         conn.execute(text('DROP TABLE "DashboardSnapshot"'))
-    assert w.legacy_snapshot_table() is None
-    result = w.write_legacy_snapshot_diff(D10, D11)
+    assert w.reader.legacy_snapshot_table() is None
+    result = w.writer.legacy_snapshot_diff(D10, D11)
     assert result.rows == 0
     assert {k[1] for k in diff_rows(engine)} == {D12}  # 06-10 and 06-11 replaced by nothing
 
@@ -213,7 +213,7 @@ def test_a_legacy_table_of_another_shape_stops_with_one_line_and_changes_nothing
     history(engine)
     add_legacy_rows(engine)
     w = warehouse(engine)
-    w.write_legacy_snapshot_diff(*RANGE)
+    w.writer.legacy_snapshot_diff(*RANGE)
     with engine.begin() as conn:
         conn.execute(text('DROP TABLE "DashboardSnapshot"'))
         conn.execute(text(ddl))
@@ -221,11 +221,11 @@ def test_a_legacy_table_of_another_shape_stops_with_one_line_and_changes_nothing
     if "integer" in ddl and engine.dialect.name == "sqlite":
         problem = None  # SQLite has no column types to hold against it: all four columns are there
     if problem is None:
-        w.write_legacy_snapshot_diff(*RANGE)
+        w.writer.legacy_snapshot_diff(*RANGE)
         assert count(engine, "legacy_snapshot_diff") == 0  # an empty table compares nothing
         return
     with pytest.raises(LegacyTableError) as raised:
-        w.write_legacy_snapshot_diff(*RANGE)
+        w.writer.legacy_snapshot_diff(*RANGE)
     message = str(raised.value)
     assert "\n" not in message and '"DashboardSnapshot"' in message and problem in message
     assert "AUDIT_PIPELINE_LEGACY_SNAPSHOT_TABLE" in message
@@ -240,7 +240,7 @@ def test_the_table_name_comes_from_the_setting_and_is_validated(engine):
         conn.execute(text('INSERT INTO "OldSnapshots" VALUES (:id, :tenant, :at, :m)'),
                      dict(id="x", tenant="t2", at=ist("2024-06-11 01:00:00").replace(tzinfo=None), m='{"healthScore": 99}'))
     w = warehouse(engine, AUDIT_PIPELINE_LEGACY_SNAPSHOT_TABLE="OldSnapshots")
-    w.write_legacy_snapshot_diff(*RANGE)
+    w.writer.legacy_snapshot_diff(*RANGE)
     rows = diff_rows(engine)
     assert rows[("t2", D10, "healthScore")][1:] == (Decimal(99), Decimal(100), 0)
     assert len(rows) == 9  # the other eight are absent from its JSON: null against a number
@@ -266,9 +266,9 @@ def test_postgres_schema_qualified_name_and_a_role_that_may_not_read_it(pg_datab
         conn.execute(text("CREATE SCHEMA app"))
         conn.execute(text('CREATE TABLE app."DashboardSnapshot" (id text PRIMARY KEY, "tenantId" text, "capturedAt" timestamptz, metrics jsonb)'))
         conn.execute(text('INSERT INTO app."DashboardSnapshot" VALUES (\'x\', \'t2\', \'2024-06-11 01:00+05:30\', \'{"healthScore": 99}\')'))
-    assert warehouse(engine).legacy_snapshot_table() is None  # not on the search path
+    assert warehouse(engine).reader.legacy_snapshot_table() is None  # not on the search path
     w = warehouse(engine, AUDIT_PIPELINE_LEGACY_SNAPSHOT_TABLE="app.DashboardSnapshot")
-    w.write_legacy_snapshot_diff(*RANGE)
+    w.writer.legacy_snapshot_diff(*RANGE)
     assert diff_rows(engine)[("t2", D10, "healthScore")][1:] == (Decimal(99), Decimal(100), 0)
 
     role = f"no_legacy_{make_url(url).database[-8:]}"
@@ -279,7 +279,7 @@ def test_postgres_schema_qualified_name_and_a_role_that_may_not_read_it(pg_datab
         role_engine = create_database_engine(parse_database_url(make_url(url).set(username=role).render_as_string(hide_password=False)))
         with pytest.raises(LegacyTableError, match=r'may not read it: GRANT SELECT ON "app"."DashboardSnapshot"'):
             # A bare warehouse: the role may not write the pipeline's tables, and need not to read this one.
-            Warehouse(role_engine, load_settings({"AUDIT_PIPELINE_LEGACY_SNAPSHOT_TABLE": "app.DashboardSnapshot"})).legacy_snapshot_table()
+            Warehouse(role_engine, load_settings({"AUDIT_PIPELINE_LEGACY_SNAPSHOT_TABLE": "app.DashboardSnapshot"})).reader.legacy_snapshot_table()
         role_engine.dispose()
     finally:
         engine.dispose()

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from audit_pipeline import log_reader, sensors
 from audit_pipeline.log_reader import Gap, LogPosition, advance, read_new_rows, start_position
 from audit_pipeline.partitions import RANGE_END_TAG, RANGE_START_TAG
-from audit_pipeline.resources import DatabaseResource, create_database_engine
+from audit_pipeline.resources import create_database_engine
 from audit_pipeline.settings import parse_database_url
 
 from .builder import SourceBuilder, ist

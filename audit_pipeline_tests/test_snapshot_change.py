@@ -37,7 +37,7 @@ def written(engine, first=RANGE[0], last=RANGE[1], w=None) -> dict:
     """Write the days' snapshot_change (and the snapshots it explains); its rows as
     (day, tenant, table, record) -> (change, before, after)."""
     w = w or warehouse(engine)
-    for write in (w.write_severity_snapshot, w.write_compliance_snapshot, w.write_snapshot_change):
+    for write in (w.writer.severity_snapshot, w.writer.compliance_snapshot, w.writer.snapshot_change):
         write(first, last)
     assert change_identity_problems(w, (first, last)) == []
     return {key: (row["change"], row["value_before"], row["value_after"]) for key, row in change_rows(engine).items()}
@@ -258,8 +258,8 @@ def test_the_readmes_what_changed_yesterday_query(pg_databases):
         src.log(REQ, "r1", "2024-06-03 11:00:00", old={"status": "COMPLIANT"}, new={"status": "NON_COMPLIANT"})
         src.observation("kyc", severity="CRITICAL", created="2024-06-03 10:00:00", title="KYC gap")
         w = warehouse(engine)
-        for write in (w.write_severity_snapshot, w.write_compliance_snapshot, w.write_health_snapshot,
-                      w.write_snapshot_change):
+        for write in (w.writer.severity_snapshot, w.writer.compliance_snapshot, w.writer.health_snapshot,
+                      w.writer.snapshot_change):
             write(day(1), day(5))
         with engine.connect() as conn:
             got = [tuple(r) for r in conn.execute(text(readme_query()), {"tenant_id": "t1", "day": day(3)})]

@@ -13,10 +13,10 @@ RANGE = (dt.date(2024, 6, 1), dt.date(2024, 6, 20))
 def snapshots(engine, *tables):
     w = warehouse(engine)
     writers = {
-        "severity_snapshot": w.write_severity_snapshot,
-        "compliance_snapshot": w.write_compliance_snapshot,
-        "health_snapshot": w.write_health_snapshot,
-        "dashboard_snapshot": w.write_dashboard_snapshot,
+        "severity_snapshot": w.writer.severity_snapshot,
+        "compliance_snapshot": w.writer.compliance_snapshot,
+        "health_snapshot": w.writer.health_snapshot,
+        "dashboard_snapshot": w.writer.dashboard_snapshot,
     }
     for name in tables or writers:
         writers[name](*RANGE)
@@ -252,9 +252,9 @@ def test_other_time_zone_moves_the_day_boundary(engine):
     # ...but 2024-06-11 04:00 IST is 2024-06-10 22:30 UTC: 06-10 in UTC, 06-11 in IST.
     src.observation("b", created="2024-06-11 04:00:00")
     w = warehouse(engine, AUDIT_PIPELINE_TIMEZONE="UTC")
-    w.write_severity_snapshot(*RANGE)
+    w.writer.severity_snapshot(*RANGE)
     assert severity(engine, D)["t1"]["open_total"] == 2
-    warehouse(engine).write_severity_snapshot(*RANGE)
+    warehouse(engine).writer.severity_snapshot(*RANGE)
     assert severity(engine, D)["t1"]["open_total"] == 1
 
 
@@ -267,7 +267,7 @@ def test_rerun_replaces_and_a_subrange_leaves_other_days(engine):
     assert before["severity_snapshot"] == 20
     src.observation("o2", created="2024-06-02 10:00:00")
     w = warehouse(engine)
-    w.write_severity_snapshot(dt.date(2024, 6, 5), dt.date(2024, 6, 6))
+    w.writer.severity_snapshot(dt.date(2024, 6, 5), dt.date(2024, 6, 6))
     assert {t: count(engine, t) for t in before} == before  # no duplicates
     assert severity(engine, dt.date(2024, 6, 5))["t1"]["open_total"] == 2  # replaced
     assert severity(engine, dt.date(2024, 6, 7))["t1"]["open_total"] == 1  # untouched

@@ -12,18 +12,18 @@ from .builder import SourceBuilder, warehouse
 
 def statements_for(engine, days: int) -> list[str]:
     w = warehouse(engine)
-    w.prepare()
+    w.tables.prepare()
     issued = []
     listener = lambda conn, cursor, statement, *args: issued.append(statement)  # noqa: E731
     event.listen(engine, "before_cursor_execute", listener)
     first = dt.date(2024, 6, 1)
     last = first + dt.timedelta(days=days - 1)
     try:
-        for write in (w.write_severity_snapshot, w.write_compliance_snapshot, w.write_health_snapshot,
-                      w.write_dashboard_snapshot, w.write_compliance_trend_daily, w.write_snapshot_change):
+        for write in (w.writer.severity_snapshot, w.writer.compliance_snapshot, w.writer.health_snapshot,
+                      w.writer.dashboard_snapshot, w.writer.compliance_trend_daily, w.writer.snapshot_change):
             write(first, last)
-        w.write_severity_trend_quarterly()
-        w.write_legacy_snapshot_diff(first, last)
+        w.writer.severity_trend_quarterly()
+        w.writer.legacy_snapshot_diff(first, last)
     finally:
         event.remove(engine, "before_cursor_execute", listener)
     return issued

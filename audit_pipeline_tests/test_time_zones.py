@@ -70,7 +70,7 @@ def test_snapshots_read_either_column_type_as_utc(new_york_engine):
         assert stored == "2024-06-10 18:00:00"
 
     w = warehouse(engine)
-    for write in (w.write_severity_snapshot, w.write_compliance_snapshot, w.write_health_snapshot, w.write_dashboard_snapshot):
+    for write in (w.writer.severity_snapshot, w.writer.compliance_snapshot, w.writer.health_snapshot, w.writer.dashboard_snapshot):
         write(*RANGE)
 
     assert rows(engine, "severity_snapshot", dt.date(2024, 6, 9)) == {}
@@ -93,5 +93,5 @@ def test_the_legacy_comparison_reads_either_column_type_as_utc(new_york_engine):
         with engine.connect() as conn:
             stored = conn.execute(text('SELECT CAST("capturedAt" AS text) FROM "DashboardSnapshot" WHERE id = \'D\'')).scalar_one()
         assert stored == "2024-06-10 19:30:00"  # 2024-06-11 01:00 IST, as UTC wall-clock time
-    warehouse(engine).write_legacy_snapshot_diff(*test_legacy.RANGE)
+    warehouse(engine).writer.legacy_snapshot_diff(*test_legacy.RANGE)
     test_legacy.assert_expected_rows(engine)

@@ -17,8 +17,8 @@ def test_quarter_boundaries_in_progress_quarter_and_a_tenant_from_mid_quarter(en
     src.observation("june", severity="CRITICAL", created="2025-06-01 10:00:00", closed="2025-06-30 23:59:59")  # closed on 06-30
     src.observation("july", severity="MEDIUM", tenant="new", created="2025-07-01 00:00:00")
     w = warehouse(engine)
-    w.write_severity_snapshot(day(2025, 3, 25), day(2025, 7, 5))
-    w.write_severity_trend_quarterly()
+    w.writer.severity_snapshot(day(2025, 3, 25), day(2025, 7, 5))
+    w.writer.severity_trend_quarterly()
     got = {(r["tenant_id"], r["quarter_label"]): r for r in all_rows(engine, "severity_trend_quarterly")}
     assert set(got) == {
         ("t1", "Q4 FY2024-25"), ("t1", "Q1 FY2025-26"), ("t1", "Q2 FY2025-26"),
@@ -37,8 +37,8 @@ def test_quarter_boundaries_in_progress_quarter_and_a_tenant_from_mid_quarter(en
     assert got[("new", "Q2 FY2025-26")]["medium_open"] == 1
 
     # A later run of a few days in mid-quarter leaves every quarter right.
-    w.write_severity_snapshot(day(2025, 4, 10), day(2025, 4, 12))
-    w.write_severity_trend_quarterly()
+    w.writer.severity_snapshot(day(2025, 4, 10), day(2025, 4, 12))
+    w.writer.severity_trend_quarterly()
     assert {(r["tenant_id"], r["quarter_label"]): r["as_of_date"] for r in all_rows(engine, "severity_trend_quarterly")} == {
         k: v["as_of_date"] for k, v in got.items()
     }
@@ -48,8 +48,8 @@ def test_fiscal_year_start_month_setting(engine):
     src = SourceBuilder(engine)
     src.tenant("t1")
     w = warehouse(engine, AUDIT_PIPELINE_FISCAL_YEAR_START_MONTH="1")
-    w.write_severity_snapshot(day(2025, 3, 30), day(2025, 4, 2))
-    w.write_severity_trend_quarterly()
+    w.writer.severity_snapshot(day(2025, 3, 30), day(2025, 4, 2))
+    w.writer.severity_trend_quarterly()
     assert sorted(r["quarter_label"] for r in all_rows(engine, "severity_trend_quarterly")) == ["Q1 FY2025", "Q2 FY2025"]
 
 
@@ -74,8 +74,8 @@ def trend(engine, d):
 def test_change_and_rolling_average(engine):
     compliance_history(engine)
     w = warehouse(engine)
-    w.write_compliance_snapshot(day(2024, 6, 1), day(2024, 6, 7))
-    w.write_compliance_trend_daily(day(2024, 6, 1), day(2024, 6, 7))
+    w.writer.compliance_snapshot(day(2024, 6, 1), day(2024, 6, 7))
+    w.writer.compliance_trend_daily(day(2024, 6, 1), day(2024, 6, 7))
     # t1 percentages: 06-01 50, 06-02 100, 06-03..05 66.67, 06-06..07 75
     assert trend(engine, day(2024, 6, 1))["t1"] == (Decimal("50"), None, Decimal("50"))  # no 05-31 snapshot
     assert trend(engine, day(2024, 6, 2))["t1"] == (Decimal("100"), Decimal("50"), Decimal("75"))
@@ -91,9 +91,9 @@ def test_change_and_rolling_average(engine):
 def test_a_missing_previous_day_gives_no_change_and_a_shorter_window(engine):
     compliance_history(engine)
     w = warehouse(engine)
-    w.write_compliance_snapshot(day(2024, 6, 1), day(2024, 6, 3))
-    w.write_compliance_snapshot(day(2024, 6, 5), day(2024, 6, 9))  # 06-04 never materialized
-    w.write_compliance_trend_daily(day(2024, 6, 5), day(2024, 6, 9))
+    w.writer.compliance_snapshot(day(2024, 6, 1), day(2024, 6, 3))
+    w.writer.compliance_snapshot(day(2024, 6, 5), day(2024, 6, 9))  # 06-04 never materialized
+    w.writer.compliance_trend_daily(day(2024, 6, 5), day(2024, 6, 9))
     # 06-05: no 06-04 snapshot; mean of 06-01, 02, 03, 05 = (50 + 100 + 66.67 + 66.67) / 4 = 70.835 -> 70.84
     assert trend(engine, day(2024, 6, 5))["t1"] == (Decimal("66.67"), None, Decimal("70.84"))
     # 06-09: window 06-03..06-09 without 06-04: 66.67, 66.67, 75 x 4 = 433.34 / 6 = 72.2233 -> 72.22

@@ -12,7 +12,8 @@ import dagster as dg
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ..catalog import table_metadata
-from ..warehouse import Warehouse, WriteResult
+from ..warehouse import Warehouse
+from ..writes import WriteResult
 
 # Transient database failures (a dropped connection, a server restart, a lock timeout) are retried
 # with backoff; anything else (bad SQL, schema drift, a constraint, a refused login) fails at once.
@@ -87,18 +88,18 @@ def write_at_once(
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Run a step's independent table writes (WriteResult) and source checks (AssetCheckResult) at
     the same time, each on its own connection: the database does the work, so each connection keeps
-    a core busy (`w.concurrent_writes` at once). The pool takes them in order: put the longest first.
+    a core busy (`w.writer.concurrent_writes` at once). The pool takes them in order: put the longest first.
 
     Each write is whole or absent on its own. What succeeded is reported before the first failure
     is raised (a transient one asks Dagster to retry the step: every write is a replace, so running
     one again is harmless).
     """
     try:
-        w.prepare()  # once, before the writers start
+        w.tables.prepare()  # once, before the writers start
     except DBAPIError as error:
         raise retry_if_transient(context, error)
     began = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=w.concurrent_writes, thread_name_prefix="audit-write") as pool:
+    with ThreadPoolExecutor(max_workers=w.writer.concurrent_writes, thread_name_prefix="audit-write") as pool:
         futures = {key: pool.submit(step) for key, step in steps.items()}
         outcomes = {key: future.exception() or future.result() for key, future in futures.items()}
     # The writes overlap: the step's seconds are not the sum of theirs.

@@ -29,15 +29,15 @@ from ..partitions import daily_partitions
 def snapshot_change(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
     start, end = run_days(context)
     w = database.warehouse()
-    return write(context, lambda: w.write_snapshot_change(start, end), lambda: change_metadata(w, start, end))
+    return write(context, lambda: w.writer.snapshot_change(start, end), lambda: change_metadata(w, start, end))
 
 
 def change_metadata(w: Warehouse, start: dt.date, end: dt.date) -> dict:
     """The run's changes by kind (each a number the UI plots across runs) and its largest movements."""
     bounds = {"range_start": w.dialect.day_param(start), "range_after": w.dialect.day_param(end + dt.timedelta(days=1))}
-    changes, health = w.table_ref("snapshot_change"), w.table_ref("health_snapshot")
-    by_kind = dict.fromkeys(change_sql.ALL_CHANGES, 0) | dict(w.find(change_sql.changes_by_kind(changes), **bounds))
-    rows = w.find(change_sql.largest_movements(w.dialect, changes, health), **bounds)
+    changes, health = w.tables.ref("snapshot_change"), w.tables.ref("health_snapshot")
+    by_kind = dict.fromkeys(change_sql.ALL_CHANGES, 0) | dict(w.reader.find(change_sql.changes_by_kind(changes), **bounds))
+    rows = w.reader.find(change_sql.largest_movements(w.dialect, changes, health), **bounds)
     return {
         **{f"changes_{kind}": dg.MetadataValue.int(n) for kind, n in by_kind.items()},
         f"largest movements (first {PREVIEW_ROWS})": dg.MetadataValue.md(movements_markdown(rows)),

@@ -46,8 +46,8 @@ def log_snapshots(context: dg.AssetExecutionContext, database: DatabaseResource)
     if context.selected_asset_keys:  # not a run of its source checks alone (no days then)
         start, end = run_days(context)
         writes = {
-            compliance_snapshot.key: lambda: w.write_compliance_snapshot(start, end),
-            severity_snapshot.key: lambda: w.write_severity_snapshot(start, end),
+            compliance_snapshot.key: lambda: w.writer.compliance_snapshot(start, end),
+            severity_snapshot.key: lambda: w.writer.severity_snapshot(start, end),
         }
         steps = {key: step for key, step in writes.items() if key in context.selected_asset_keys}
     steps.update(source_checks.selected_checks(context, w, severity_snapshot, compliance_snapshot))
@@ -64,7 +64,7 @@ def log_snapshots(context: dg.AssetExecutionContext, database: DatabaseResource)
 )
 def health_snapshot(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
     start, end = run_days(context)
-    return write(context, lambda: database.warehouse().write_health_snapshot(start, end))
+    return write(context, lambda: database.warehouse().writer.health_snapshot(start, end))
 
 
 @dg.asset(
@@ -77,4 +77,4 @@ def health_snapshot(context: dg.AssetExecutionContext, database: DatabaseResourc
 )
 def dashboard_snapshot(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
     start, end = run_days(context)
-    return write(context, lambda: database.warehouse().write_dashboard_snapshot(start, end))
+    return write(context, lambda: database.warehouse().writer.dashboard_snapshot(start, end))

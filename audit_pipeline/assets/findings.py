@@ -26,7 +26,7 @@ engagement_progress = table_spec(
 def current_findings(context: dg.AssetExecutionContext, database: DatabaseResource):
     w = database.warehouse()
     # repeat_finding first: the longest; the rest share the other connection meanwhile.
-    writes = {repeat_finding.key: w.write_repeat_finding, engagement_progress.key: w.write_engagement_progress}
+    writes = {repeat_finding.key: w.writer.repeat_finding, engagement_progress.key: w.writer.engagement_progress}
     steps = {key: step for key, step in writes.items() if key in context.selected_asset_keys}
     steps.update(source_checks.selected_checks(context, w, repeat_finding))
     yield from write_at_once(context, w, steps)

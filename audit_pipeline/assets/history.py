@@ -61,7 +61,7 @@ def record_history(context: dg.AssetExecutionContext, config: HistoryConfig, dat
         for spec in specs:
             if dg.AssetCheckKey(spec.key, RUNS_WELL_FORMED) in context.selected_asset_check_keys:
                 kind = KIND_OF[spec.key.path[-1]]
-                problems = w.find(history_problems(w.dialect, w.table_ref(kind.history), kind.id_column, kind.value_column))
+                problems = w.reader.find(history_problems(w.dialect, w.tables.ref(kind.history), kind.id_column, kind.value_column))
                 yield problems_result(problems, asset_key=spec.key, check_name=RUNS_WELL_FORMED)
         return
     try:

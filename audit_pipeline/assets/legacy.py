@@ -36,7 +36,7 @@ WORST_DAYS = 10
 def legacy_snapshot_diff(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
     start, end = run_days(context)
     w = database.warehouse()
-    return write(context, lambda: w.write_legacy_snapshot_diff(start, end), lambda: comparison_report(context, w, start, end))
+    return write(context, lambda: w.writer.legacy_snapshot_diff(start, end), lambda: comparison_report(context, w, start, end))
 
 
 @dataclass(frozen=True)
@@ -60,22 +60,22 @@ class DayComparison:
 def comparison_report(context: dg.AssetExecutionContext, w: Warehouse, start: dt.date, end: dt.date) -> dict:
     """The comparison of the run's days, for the team: counts, per metric, the worst days."""
     name = ".".join(part for part in w.settings.legacy_snapshot_table if part)
-    table = w.legacy_snapshot_table()
+    table = w.reader.legacy_snapshot_table()
     if table is None:
         context.log.info(f'no table "{name}" ({LEGACY_SNAPSHOT_TABLE_VAR}): nothing to compare for {start}..{end}')
         return {"legacy_table": dg.MetadataValue.text(f'"{name}" does not exist: nothing compared')}
 
     d = w.dialect
     params = {**legacy.range_params(d, start, end), **legacy.window_params(d, w.settings.tz, start, end)}
-    dashboard, diff = w.table_ref("dashboard_snapshot"), w.table_ref("legacy_snapshot_diff")
+    dashboard, diff = w.tables.ref("dashboard_snapshot"), w.tables.ref("legacy_snapshot_diff")
     days = [DayComparison(_date(day), *(int(n or 0) for n in counts))
-            for day, *counts in w.find(legacy.comparison_by_day(d, table, dashboard, diff), **params)]
+            for day, *counts in w.reader.find(legacy.comparison_by_day(d, table, dashboard, diff), **params)]
     span = old_job_days(w, table)
     in_span = [c for c in days if span and span[0] <= c.day <= span[1]]
     missed = [c for c in in_span if c.without_legacy_row]
     total = lambda field: sum(getattr(c, field) for c in days)  # noqa: E731
     by_metric = {metric: {"differences": n, "explained_by_log": int(explained or 0)}
-                 for metric, n, explained in w.find(legacy.differences_by_metric(diff), **params)}
+                 for metric, n, explained in w.reader.find(legacy.differences_by_metric(diff), **params)}
 
     summary = (
         f"{total('compared')} tenant-days compared with the old job: {total('matching')} match, "
@@ -110,7 +110,7 @@ def comparison_report(context: dg.AssetExecutionContext, w: Warehouse, start: dt
         f"largest unexplained differences (first {legacy.PREVIEW_ROWS})": markdown_table(
             ["day", "tenant", "metric", "old job", "pipeline"],
             [(_date(day), tenant, metric, _number(old), _number(new))
-             for day, tenant, metric, old, new in w.find(legacy.largest_unexplained(diff), **params)],
+             for day, tenant, metric, old, new in w.reader.find(legacy.largest_unexplained(diff), **params)],
         ),
     }
 
@@ -118,7 +118,7 @@ def comparison_report(context: dg.AssetExecutionContext, w: Warehouse, start: dt
 def old_job_days(w: Warehouse, table: legacy.LegacyTable) -> tuple[dt.date, dt.date] | None:
     """The first and last day the old job's rows describe: outside them it was not running yet, or
     any more, so a day without its rows there is no missed night."""
-    first, last = w.find(legacy.capture_span(w.dialect, table))[0]
+    first, last = w.reader.find(legacy.capture_span(w.dialect, table))[0]
     if first is None:
         return None
     one_day = dt.timedelta(days=1)

@@ -28,12 +28,12 @@ def compliance_trend_daily(context: dg.AssetExecutionContext, database: Database
     w = database.warehouse()
 
     def preview():
-        sql = trend_sql.compliance_trend_preview(w.table_ref("compliance_trend_daily"))
-        rows = w.find(sql, day=w.dialect.day_param(end))
+        sql = trend_sql.compliance_trend_preview(w.tables.ref("compliance_trend_daily"))
+        rows = w.reader.find(sql, day=w.dialect.day_param(end))
         columns = ["tenant", "day", "compliance %", "change 1d", "rolling 7d avg"]
         return {f"preview (last day, first {PREVIEW_ROWS} tenants)": markdown_table(columns, rows)}
 
-    return write(context, lambda: w.write_compliance_trend_daily(start, end), preview)
+    return write(context, lambda: w.writer.compliance_trend_daily(start, end), preview)
 
 
 @dg.asset(
@@ -49,8 +49,8 @@ def severity_trend_quarterly(context: dg.AssetExecutionContext, database: Databa
     w = database.warehouse()
 
     def preview():
-        rows = w.find(trend_sql.latest_quarter_preview(w.table_ref("severity_trend_quarterly")))
+        rows = w.reader.find(trend_sql.latest_quarter_preview(w.tables.ref("severity_trend_quarterly")))
         columns = ["tenant", "quarter", "as of", "critical", "high", "medium", "low"]
         return {f"preview (latest quarter, first {PREVIEW_ROWS} tenants)": markdown_table(columns, rows)}
 
-    return write(context, w.write_severity_trend_quarterly, preview)
+    return write(context, w.writer.severity_trend_quarterly, preview)

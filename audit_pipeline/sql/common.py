@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..dialect import Dialect
 
-CALENDAR = "audit_pipeline_calendar"  # temporary table, one row per day (see warehouse.py)
+CALENDAR = "audit_pipeline_calendar"  # temporary table, one row per day (see writes.py)
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 

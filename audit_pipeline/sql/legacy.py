@@ -110,7 +110,7 @@ def window_params(d: Dialect, tz: ZoneInfo, start: dt.date, end: dt.date) -> dic
 
 
 def range_params(d: Dialect, start: dt.date, end: dt.date) -> dict:
-    """:range_start and :range_after, as `Warehouse._replace_days` binds them, for the reads below."""
+    """:range_start and :range_after, as `TableWriter._replace_days` binds them, for the reads below."""
     return {"range_start": d.day_param(start), "range_after": d.day_param(end + ONE_DAY)}
 
 

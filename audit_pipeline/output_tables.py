@@ -1,0 +1,108 @@
+"""The tables the pipeline owns, on one database: their names, their DDL and their locks.
+
+`prepare()` creates missing output tables and refuses to touch an existing one whose columns
+differ from the contract (`OutputSchemaError`). Writers of the same output table are serialized by
+`lock()` (PostgreSQL: a table lock on that output table only; SQLite: its database lock), so
+overlapping runs wait instead of colliding. The writes (writes.py) and the reads (reads.py) both
+start from here.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Connection, Engine, inspect, text
+
+from .dialect import DAY_MAX, DAY_MIN, ENUM_WHITESPACE, PG_SAFE_JSON_FUNCTION, Dialect, PostgresDialect, dialect_for
+from .settings import Settings
+from .tables import output_metadata
+
+# pg_advisory_xact_lock key that serializes the creation of the output tables across processes.
+PREPARE_LOCK_KEY = 0x41554449545F50  # "AUDIT_P"
+
+
+class OutputSchemaError(RuntimeError):
+    """An output table exists with columns that do not match the contract."""
+
+
+class OutputTables:
+    def __init__(self, engine: Engine, settings: Settings):
+        self.engine = engine
+        self.settings = settings
+        self.dialect: Dialect = dialect_for(engine)
+        self.metadata = output_metadata(settings.output_schema)
+        self._prepared = False
+
+    def ref(self, name: str) -> str:
+        """The quoted (and schema-qualified) name of an output table, for splicing into SQL."""
+        table = self.metadata.tables[self.key(name)]
+        return self.engine.dialect.identifier_preparer.format_table(table)
+
+    def key(self, name: str) -> str:
+        """The key of an output table in `self.metadata`."""
+        schema = self.settings.output_schema
+        return f"{schema}.{name}" if schema else name
+
+    def prepare(self) -> None:
+        """Create missing output tables; refuse to touch an existing one whose columns differ.
+
+        Idempotent and cheap after the first call. Every write calls it before building its SQL,
+        because the SQL depends on what it finds (see `_images_are_text`).
+        """
+        if self._prepared:
+            return
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Two runs starting at once must not both try to create the tables.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PREPARE_LOCK_KEY})
+                schema = self.settings.output_schema
+                if schema and schema not in inspect(conn).get_schema_names():
+                    conn.execute(text(f'CREATE SCHEMA "{schema}"'))  # a validated identifier
+            self._check_existing_columns(conn)
+            self.metadata.create_all(conn, checkfirst=True)
+            for table in self.metadata.sorted_tables:  # tables made before an index was added
+                for index in table.indexes:
+                    index.create(conn, checkfirst=True)
+            if isinstance(self.dialect, PostgresDialect):
+                self.dialect.images_are_text = _images_are_text(conn)
+        self._prepared = True
+
+    def session_setup(self, conn: Connection) -> None:
+        if isinstance(self.dialect, PostgresDialect) and self.dialect.images_are_text:
+            conn.exec_driver_sql(PG_SAFE_JSON_FUNCTION)
+
+    def _check_existing_columns(self, conn: Connection) -> None:
+        inspector = inspect(conn)
+        schema = self.settings.output_schema
+        existing = set(inspector.get_table_names(schema=schema))
+        for table in self.metadata.sorted_tables:
+            if table.name not in existing:
+                continue
+            found = {c["name"] for c in inspector.get_columns(table.name, schema=schema)}
+            expected = {c.name for c in table.columns}
+            if found != expected:
+                missing = ", ".join(sorted(expected - found)) or "none"
+                unexpected = ", ".join(sorted(found - expected)) or "none"
+                raise OutputSchemaError(
+                    f"output table {table.name} exists with other columns than the contract's "
+                    f"(missing: {missing}; unexpected: {unexpected}); it was left untouched"
+                )
+
+    def lock(self, conn: Connection, target: str) -> None:
+        # Serializes writers of one output table so that overlapping runs wait for each other;
+        # readers of the table (the dashboard) are not blocked. Source tables are never locked.
+        if conn.dialect.name == "postgresql":
+            conn.execute(text(f"LOCK TABLE {target} IN SHARE ROW EXCLUSIVE MODE"))
+
+    def common_params(self) -> dict:
+        """The parameters every statement of `sql/` may use, bound to every write and read."""
+        return {
+            "tz": self.settings.timezone,
+            "ws": ENUM_WHITESPACE,
+            "day_min": self.dialect.day_param(DAY_MIN),
+            "day_max": self.dialect.day_param(DAY_MAX),
+        }
+
+
+def _images_are_text(conn: Connection) -> bool:
+    """True when audit_log keeps its row images in a column that is not json/jsonb."""
+    columns = {c["name"]: c["type"] for c in inspect(conn).get_columns("audit_log")}
+    return any(not isinstance(columns.get(name), JSON) for name in ("old_data", "new_data"))
