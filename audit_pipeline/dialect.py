@@ -108,7 +108,7 @@ class Dialect:
         """A statement that empties one of the pipeline's own tables, inside a transaction."""
         return f"DELETE FROM {table}"
 
-    # Statements run first in a transaction that reads and writes whole tables (a history rebuild).
+    # Statements run first in every writing transaction (they read and write whole tables).
     bulk_settings: tuple[str, ...] = ()
 
     def normalized_enum(self, expr: str) -> str:

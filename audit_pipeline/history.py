@@ -68,8 +68,6 @@ def update_record_history(w: Warehouse, full_rebuild: bool = False, now: float |
             if len(batch.rows) >= MAX_UPDATE_ROWS:
                 reason, batch = f"more than {MAX_UPDATE_ROWS:,} new log rows", None
         params = w.tables.common_params()
-        for setting in w.dialect.bulk_settings:
-            conn.execute(text(setting))
         if batch is None:
             position = start_position(conn, now)
             conn.execute(text(w.dialect.empty(log_values)))

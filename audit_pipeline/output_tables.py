@@ -66,6 +66,10 @@ class OutputTables:
         self._prepared = True
 
     def session_setup(self, conn: Connection) -> None:
+        """What every writing transaction runs first: the dialect's settings for statements that
+        read and write whole tables, and the JSON function text images need."""
+        for setting in self.dialect.bulk_settings:
+            conn.execute(text(setting))
         if isinstance(self.dialect, PostgresDialect) and self.dialect.images_are_text:
             conn.exec_driver_sql(PG_SAFE_JSON_FUNCTION)
 

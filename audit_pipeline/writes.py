@@ -199,6 +199,7 @@ class TableWriter:
         target = t.ref(name)
         with t.engine.begin() as conn:
             t.lock(conn, target)
+            t.session_setup(conn)
             span = calendar_span(conn) if calendar_span else None
             conn.execute(text(f"DELETE FROM {target}"))
             if calendar_span is None or span is not None:
