@@ -73,6 +73,19 @@ def test_one_row_per_tenant_and_day_names_missing_and_unexpected_rows(engine, db
         assert "missing: t2 (2024-06-04" in result.metadata["examples"].value
 
 
+def test_one_row_per_tenant_and_day_finds_a_wrong_tenant_on_a_day_with_the_right_count(engine, db_url):
+    # The check compares days by their counts first: a day with as many rows as tenants, one of them
+    # another tenant's, must still fail, tenant by tenant.
+    clean_history(engine)
+    for table in TABLES:
+        execute(engine, f"UPDATE {table} SET tenant_id = 'ghost' WHERE tenant_id = 't2' AND snapshot_date = '2024-06-04'")
+    for table in TABLES:
+        result = check(table, "one_row_per_tenant_and_day", db_url)
+        assert not result.passed
+        assert result.metadata["by_kind"].value == {"missing": 1, "unexpected": 1}
+        assert "unexpected: ghost (2024-06-04" in result.metadata["examples"].value
+
+
 def test_values_in_range(engine, db_url):
     clean_history(engine)
     execute(engine, "UPDATE severity_snapshot SET open_total = 0 WHERE tenant_id = 't1' AND snapshot_date = '2024-06-02'")

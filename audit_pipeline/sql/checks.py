@@ -14,6 +14,11 @@ IN_CHECKED_DAYS = "snapshot_date >= :first_day AND snapshot_date <= :last_day"
 def tenant_day_rows(d: Dialect, table: str) -> str:
     """Rows missing, unexpected or duplicated against "one row per tenant of the day's snapshot", on
     every day from :first_day to :last_day (the run's days), whether the table has rows for it or not.
+
+    Days are first compared by counts: a day whose rows number the day's tenants, all of them
+    tenants of that day and no two the same tenant, holds exactly the expected rows. Only the days
+    that fail that (none, normally) are compared tenant by tenant, which would otherwise build and
+    match the whole tenant x day grid of a long range.
     """
     return f"""
     WITH RECURSIVE days (day) AS (
@@ -22,10 +27,23 @@ def tenant_day_rows(d: Dialect, table: str) -> str:
         SELECT {d.next_day('day')} FROM days WHERE day < :last_day
     ),
     {onboarded_tenants(d).strip()},
-    expected AS (SELECT t.id AS tenant_id, days.day FROM onboarded t JOIN days ON days.day >= t.first_day),
+    expected_per_day AS (
+        SELECT days.day, count(t.id) AS n FROM days LEFT JOIN onboarded t ON t.first_day <= days.day GROUP BY days.day
+    ),
+    actual_per_day AS (
+        SELECT s.snapshot_date AS day, count(*) AS n, count(t.id) AS of_the_day, count(DISTINCT s.tenant_id) AS tenants
+        FROM {table} s LEFT JOIN onboarded t ON t.id = s.tenant_id AND t.first_day <= s.snapshot_date
+        WHERE {IN_CHECKED_DAYS.replace('snapshot_date', 's.snapshot_date')}
+        GROUP BY s.snapshot_date
+    ),
+    wrong_days AS (
+        SELECT e.day FROM expected_per_day e LEFT JOIN actual_per_day a ON a.day = e.day
+        WHERE (a.day IS NULL AND e.n > 0) OR a.n <> e.n OR a.of_the_day <> e.n OR a.tenants <> a.n
+    ),
+    expected AS (SELECT t.id AS tenant_id, w.day FROM onboarded t JOIN wrong_days w ON w.day >= t.first_day),
     actual AS (
         SELECT tenant_id, snapshot_date AS day, count(*) AS n FROM {table}
-        WHERE {IN_CHECKED_DAYS} GROUP BY tenant_id, snapshot_date
+        WHERE snapshot_date IN (SELECT day FROM wrong_days) GROUP BY tenant_id, snapshot_date
     )
     SELECT 'missing' AS kind, e.tenant_id AS id, e.day AS detail
     FROM expected e LEFT JOIN actual a ON a.tenant_id = e.tenant_id AND a.day = e.day
