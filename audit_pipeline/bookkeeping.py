@@ -1,6 +1,6 @@
 """How Dagster records this pipeline's runs: two environment settings that make it cheap.
 
-A whole-history run materializes five daily assets over about a thousand days: thousands of asset
+A whole-history run materializes seven daily assets over about a thousand days: thousands of asset
 partitions, each an event in the instance's storage. Written one by one, on a new connection each,
 that bookkeeping costs more than the SQL (README, Performance). Dagster reads both settings from the
 environment of the process doing the work, at the moment it does it:
