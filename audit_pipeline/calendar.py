@@ -33,6 +33,11 @@ def parse_instant(value) -> dt.datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
+def parse_day(value) -> dt.date:
+    """A day as the database returns it: a date (PostgreSQL) or ISO text (SQLite)."""
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
+
+
 def local_date(instant: dt.datetime, tz: ZoneInfo) -> dt.date:
     """The day (in `tz`) on which an instant falls; a naive instant is taken as UTC."""
     if instant.tzinfo is None:

@@ -19,6 +19,7 @@ from .sql.snapshots import COMPLIANCE_COUNTS, SEVERITY_COUNTS
 from .assets.changes import snapshot_change
 from .assets.daily import compliance_snapshot, dashboard_snapshot, health_snapshot, severity_snapshot
 from .assets.trends import compliance_trend_daily
+from .calendar import parse_day
 from .dialect import DAY_MAX, DAY_MIN
 from .partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 from .resources import DATABASE_POOL, DatabaseResource
@@ -49,18 +50,13 @@ def checked_days(context: dg.AssetCheckExecutionContext, w) -> dict:
 def tenant_day_problems(w, table: str, days: tuple[dt.date, dt.date] | None) -> list[tuple]:
     """Missing, unexpected and duplicate rows of a daily table on every one of `days` (first, last),
     or, with None, on every day from the table's first to its last."""
-    target = w.tables.ref(table)
+    days = days or w.reader.day_span(table)
     if days is None:
-        first, last = w.reader.find(check_sql.day_span(target))[0]
-        if first is None:
-            return []
-        days = (as_date(first), as_date(last))
+        return []
     bounds = {"first_day": w.dialect.day_param(days[0]), "last_day": w.dialect.day_param(days[1])}
-    return w.reader.find(check_sql.tenant_day_rows(w.dialect, target), **bounds)
+    return w.reader.find(check_sql.tenant_day_rows(w.dialect, w.tables.ref(table)), **bounds)
 
 
-def as_date(value) -> dt.date:
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
 def timed_find(w, sql: str, **params) -> tuple[list[tuple], dg.MetadataValue]:
     """The rows of a check's query and the seconds it took (the CLI counts them as time in SQL)."""
     began = time.perf_counter()
@@ -118,12 +114,9 @@ def change_identity_problems(w, days: tuple[dt.date, dt.date] | None) -> list[di
     `days` (first, last), or with None on every day each snapshot table holds."""
     problems = []
     for table, (counts, kind) in IDENTITY_TABLES.items():
-        span = days
+        span = days or w.reader.day_span(table)
         if span is None:
-            first, last = w.reader.find(check_sql.day_span(w.tables.ref(table)))[0]
-            if first is None:
-                continue
-            span = (as_date(first), as_date(last))
+            continue
         sql = check_sql.counts_follow_from_changes(
             w.dialect, w.tables.ref(table), counts, w.tables.ref(kind.history), kind.value_column,
             w.tables.ref("snapshot_change"), kind.log_table,
@@ -139,7 +132,7 @@ def mismatch(table: str, column: str, tenant: str, day, previous, plus, minus, a
     number = lambda value: None if value is None else int(value)  # noqa: E731
     previous, plus, minus, actual = number(previous), int(plus), int(minus), number(actual)
     expected = None if previous is None else previous + plus - minus
-    return dict(table=table, column=column, tenant_id=tenant, day=as_date(day).isoformat(),
+    return dict(table=table, column=column, tenant_id=tenant, day=parse_day(day).isoformat(),
                 previous=previous, plus=plus, minus=minus, expected=expected, actual=actual)
 
 

@@ -14,7 +14,8 @@ from dataclasses import replace
 from sqlalchemy import bindparam, text
 
 from .sql import legacy, log as log_sql
-from .calendar import parse_instant
+from .sql.common import day_span
+from .calendar import parse_day, parse_instant
 from .corrections import LogRow
 from .dialect import read_connection
 from .log_reader import LogBatch, LogPosition, read_new_rows, start_position
@@ -32,6 +33,11 @@ class Reader:
         self.tables.prepare()
         with read_connection(self.tables.engine) as conn:
             return [tuple(row) for row in conn.execute(text(sql), {**self.tables.common_params(), **params})]
+
+    def day_span(self, table: str) -> tuple[dt.date, dt.date] | None:
+        """The first and last day the daily output table `table` holds; None when it is empty."""
+        first, last = self.find(day_span(self.tables.ref(table)))[0]
+        return None if first is None else (parse_day(first), parse_day(last))
 
     # --- reads for the late-correction sensor ---------------------------------------------------
 

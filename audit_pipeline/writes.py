@@ -18,8 +18,8 @@ from typing import Callable
 from sqlalchemy import Column, Connection, Date, DateTime, Integer, MetaData, Table, Text, text
 
 from .sql import changes, findings, legacy, snapshots, trends
-from .sql.common import CALENDAR
-from .calendar import day_end, days, fiscal_quarter
+from .sql.common import CALENDAR, day_span
+from .calendar import day_end, days, fiscal_quarter, parse_day
 from .output_tables import OutputTables
 from .reads import Reader
 
@@ -132,12 +132,8 @@ class TableWriter:
         sql = trends.severity_trend_quarterly(t.dialect, t.ref("severity_trend_quarterly"), t.ref("severity_snapshot"))
 
         def calendar_span(conn: Connection) -> tuple[dt.date, dt.date] | None:
-            first, last = conn.execute(
-                text(f"SELECT min(snapshot_date), max(snapshot_date) FROM {t.ref('severity_snapshot')}")
-            ).one()
-            if first is None:
-                return None
-            return _as_date(first), _as_date(last)
+            first, last = conn.execute(text(day_span(t.ref("severity_snapshot")))).one()
+            return None if first is None else (parse_day(first), parse_day(last))
 
         return self._replace_all("severity_trend_quarterly", sql, calendar_span=calendar_span)
 
@@ -240,7 +236,3 @@ class TableWriter:
 
     def _drop_calendar(self, conn: Connection) -> None:
         calendar_table.drop(conn, checkfirst=True)
-
-
-def _as_date(value) -> dt.date:
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])

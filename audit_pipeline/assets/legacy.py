@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import dagster as dg
 
-from ..calendar import local_date, parse_instant
+from ..calendar import local_date, parse_day, parse_instant
 from ..catalog import table_metadata
 from ..partitions import daily_partitions
 from ..resources import DatabaseResource
@@ -68,7 +68,7 @@ def comparison_report(context: dg.AssetExecutionContext, w: Warehouse, start: dt
     d = w.dialect
     params = {**legacy.range_params(d, start, end), **legacy.window_params(d, w.settings.tz, start, end)}
     dashboard, diff = w.tables.ref("dashboard_snapshot"), w.tables.ref("legacy_snapshot_diff")
-    days = [DayComparison(_date(day), *(int(n or 0) for n in counts))
+    days = [DayComparison(parse_day(day), *(int(n or 0) for n in counts))
             for day, *counts in w.reader.find(legacy.comparison_by_day(d, table, dashboard, diff), **params)]
     span = old_job_days(w, table)
     in_span = [c for c in days if span and span[0] <= c.day <= span[1]]
@@ -109,7 +109,7 @@ def comparison_report(context: dg.AssetExecutionContext, w: Warehouse, start: dt
         ),
         f"largest unexplained differences (first {legacy.PREVIEW_ROWS})": markdown_table(
             ["day", "tenant", "metric", "old job", "pipeline"],
-            [(_date(day), tenant, metric, _number(old), _number(new))
+            [(parse_day(day), tenant, metric, _number(old), _number(new))
              for day, tenant, metric, old, new in w.reader.find(legacy.largest_unexplained(diff), **params)],
         ),
     }
@@ -132,6 +132,3 @@ def _number(value) -> str | None:
         return None
     return format(Decimal(str(value)).normalize(), "f")
 
-
-def _date(value) -> dt.date:
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])

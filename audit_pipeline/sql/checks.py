@@ -33,7 +33,7 @@ def tenant_day_rows(d: Dialect, table: str) -> str:
     actual_per_day AS (
         SELECT s.snapshot_date AS day, count(*) AS n, count(t.id) AS of_the_day, count(DISTINCT s.tenant_id) AS tenants
         FROM {table} s LEFT JOIN onboarded t ON t.id = s.tenant_id AND t.first_day <= s.snapshot_date
-        WHERE {IN_CHECKED_DAYS.replace('snapshot_date', 's.snapshot_date')}
+        WHERE s.snapshot_date >= :first_day AND s.snapshot_date <= :last_day
         GROUP BY s.snapshot_date
     ),
     wrong_days AS (
@@ -56,11 +56,6 @@ def tenant_day_rows(d: Dialect, table: str) -> str:
     SELECT 'duplicate', tenant_id, day FROM actual WHERE n > 1
     ORDER BY 1, 3, 2
     """
-
-
-def day_span(table: str) -> str:
-    """The first and last day a daily table holds (what a check outside a run looks at)."""
-    return f"SELECT min(snapshot_date), max(snapshot_date) FROM {table}"
 
 
 def history_problems(d: Dialect, table: str, id_column: str, value_column: str, records: str | None = None) -> str:

@@ -11,6 +11,11 @@ SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 PREVIEW_ROWS = 10
 
 
+def day_span(table: str) -> str:
+    """The first and last day a daily table holds."""
+    return f"SELECT min(snapshot_date), max(snapshot_date) FROM {table}"
+
+
 def percent_x100(d: Dialect, compliant: str, total: str) -> str:
     """100 * compliant / total in hundredths, rounded half up, in integer arithmetic.
 

@@ -40,29 +40,32 @@ def _runs_in_range(d: Dialect, history: str, value_column: str) -> str:
     )"""
 
 
+def _daily_counts(d: Dialect, history: str, value_column: str, counts: dict[str, str]) -> str:
+    """CTEs ending in `counts(tenant_id, day, <count>...)`: every tenant and day of the run, with
+    `counts`' columns counted from the history's runs."""
+    categories = counted(counts, "value")
+    return f"""
+    {onboarded_tenants(d)},
+    {_runs_in_range(d, history, value_column)},
+    {steps('runs_in_range', categories)},
+    {tenant_day_grid()},
+    counts AS ({running_counts(d, list(categories))}
+    )"""
+
+
 def severity_snapshot(d: Dialect, target: str, history: str) -> str:
     """Replace-by-insert of severity_snapshot for the days of the run, from observation_history."""
-    categories = counted(SEVERITY_COUNTS, "value")
     return f"""
-    WITH {onboarded_tenants(d)},
-    {_runs_in_range(d, history, 'severity')},
-    {steps('runs_in_range', categories)},
-    {tenant_day_grid()}
+    WITH {_daily_counts(d, history, 'severity', SEVERITY_COUNTS)}
     INSERT INTO {target} (tenant_id, snapshot_date, critical_open, high_open, medium_open, low_open, open_total)
-    {running_counts(d, list(categories))}
+    SELECT tenant_id, day, critical_open, high_open, medium_open, low_open, open_total FROM counts
     """
 
 
 def compliance_snapshot(d: Dialect, target: str, history: str) -> str:
     """Replace-by-insert of compliance_snapshot for the days of the run, from requirement_history."""
-    categories = counted(COMPLIANCE_COUNTS, "value")
     return f"""
-    WITH {onboarded_tenants(d)},
-    {_runs_in_range(d, history, 'status')},
-    {steps('runs_in_range', categories)},
-    {tenant_day_grid()},
-    counts AS ({running_counts(d, list(categories))}
-    )
+    WITH {_daily_counts(d, history, 'status', COMPLIANCE_COUNTS)}
     INSERT INTO {target} (tenant_id, snapshot_date, total, compliant, percentage)
     SELECT tenant_id, day, total, compliant,
            CASE WHEN total > 0 THEN {percent_x100(d, 'compliant', 'total')} / 100.0 END
