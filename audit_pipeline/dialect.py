@@ -89,7 +89,8 @@ class Dialect:
         raise NotImplementedError
 
     def same(self, a: str, b: str) -> str:
-        """True when `a` and `b` are equal or both null."""
+        """True when `a` and `b` are equal or both null (each operand written once, so that an
+        expensive expression is not evaluated twice)."""
         raise NotImplementedError
 
     def next_day(self, day: str) -> str:
@@ -97,7 +98,7 @@ class Dialect:
         raise NotImplementedError
 
     def previous_day(self, day: str) -> str:
-        """The day before `day`."""
+        """The day before a day expression (calendar arithmetic: no time zone involved)."""
         raise NotImplementedError
 
     def as_day(self, param: str) -> str:
@@ -121,9 +122,6 @@ class Dialect:
     def instant_param(self, instant: dt.datetime):
         return instant
 
-    def day_before(self, day: str) -> str:
-        """The day before a day expression (calendar arithmetic: no time zone involved)."""
-        raise NotImplementedError
 
     # Numbers inside a JSON document (the dashboard's metrics): json_document() reads a column once
     # (in a CTE), json_number() takes one number out of the result by its path of keys.
@@ -135,11 +133,6 @@ class Dialect:
     def json_number(self, document: str, path: tuple[str, ...]) -> str:
         """The JSON number at `path` (keys written in code), as a number; NULL when absent or not a
         number (a string, a boolean, JSON null)."""
-        raise NotImplementedError
-
-    def is_distinct(self, a: str, b: str) -> str:
-        """a and b differ, a null equal to a null only. Each operand is written once, so that an
-        expensive expression is not evaluated twice."""
         raise NotImplementedError
 
 
@@ -233,8 +226,6 @@ class PostgresDialect(Dialect):
         "SET LOCAL work_mem = '64MB'",
         "SET LOCAL jit = off",
     )
-    def day_before(self, day: str) -> str:
-        return f"CAST({day} - 1 AS date)"
 
     def json_document(self, column: str) -> str:
         # jsonb is parsed once; every json operator would parse a json value again.
@@ -243,9 +234,6 @@ class PostgresDialect(Dialect):
     def json_number(self, document: str, path: tuple[str, ...]) -> str:
         keys = "{" + ",".join(path) + "}"
         return f"CASE WHEN jsonb_typeof({document} #> '{keys}') = 'number' THEN CAST({document} #>> '{keys}' AS numeric) END"
-
-    def is_distinct(self, a: str, b: str) -> str:
-        return f"({a} IS DISTINCT FROM {b})"
 
 
 class SqliteDialect(Dialect):
@@ -294,8 +282,6 @@ class SqliteDialect(Dialect):
 
     def next_day(self, day: str) -> str:
         return f"date({day}, '+1 day')"
-    def day_before(self, day: str) -> str:
-        return f"date({day}, '-1 day')"
 
     def json_document(self, column: str) -> str:
         return self._valid_json(column)
@@ -304,8 +290,6 @@ class SqliteDialect(Dialect):
         keys = "$" + "".join(f'."{key}"' for key in path)
         return f"CASE WHEN json_type({document}, '{keys}') IN ('integer', 'real') THEN json_extract({document}, '{keys}') END"
 
-    def is_distinct(self, a: str, b: str) -> str:
-        return f"({a} IS NOT {b})"  # SQLite's IS NOT is null-safe
 
     def previous_day(self, day: str) -> str:
         return f"date({day}, '-1 day')"

@@ -131,7 +131,7 @@ def _ranked_captures(d: Dialect, legacy: LegacyTable) -> str:
         -- T(D) <= capturedAt < T(D+1): D is the day before the capture's local day
         SELECT legacy_id, tenant_id, captured_at, metrics,
                {d.local_day('captured_at')} AS capture_day,
-               {d.day_before(d.local_day('captured_at'))} AS snapshot_date
+               {d.previous_day(d.local_day('captured_at'))} AS snapshot_date
         FROM in_window
     ),
     ranked AS (
@@ -170,7 +170,7 @@ def snapshot_diff(d: Dialect, target: str, dashboard: str, legacy: LegacyTable |
                    {_metric_value(d, 'c.pipeline_metrics')} AS pipeline_value
             FROM compared c CROSS JOIN metric_names m
         ) AS pairs
-        WHERE {d.is_distinct('legacy_value', 'pipeline_value')}
+        WHERE NOT {d.same('legacy_value', 'pipeline_value')}
     ),
     log_in_window AS {d.materialized} (
         -- audit_log has no index the pipeline may add: read once (only its rows of the window
