@@ -16,7 +16,7 @@ from sqlalchemy import Column, Date, MetaData, Table
 from sqlalchemy.dialects import postgresql
 
 from .settings import load_settings
-from .tables import output_metadata
+from .tables import PARTITIONED_AS, output_metadata
 
 
 def table_metadata(name: str, partitions_def: dg.PartitionsDefinition | None = None) -> dict:
@@ -70,7 +70,5 @@ def column_type(column: Column) -> str:
 def daily_partitioning(table: Table, partitions_def: dg.DailyPartitionsDefinition) -> str:
     """How a daily table's rows map to partitions, in words."""
     day_column = next((c.name for c in table.primary_key.columns if isinstance(c.type, Date)), "its day")
-    return (
-        f"By day in {partitions_def.timezone}: partition D holds the rows with {day_column} = D, "
-        f"from {partitions_def.start.date().isoformat()}; a run replaces its days' rows."
-    )
+    meaning = table.info.get(PARTITIONED_AS) or f"partition D holds the rows with {day_column} = D; a run replaces its days' rows"
+    return f"By day in {partitions_def.timezone}, from {partitions_def.start.date().isoformat()}: {meaning}."

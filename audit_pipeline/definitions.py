@@ -1,8 +1,8 @@
 import dagster as dg
 
 from . import bookkeeping
-from .assets import changes, daily, findings, history, legacy, trends
-from .checks import asset_checks, freshness_checks
+from .assets import daily, findings
+from .checks import freshness_checks
 from .jobs import audit_history_job, freshness_job, rebuild_history_job
 from .resources import database_resource_from_env
 from .schedules import freshness_schedule, nightly_schedule
@@ -11,8 +11,8 @@ from .sensors import late_correction_sensor, run_failure_alert
 bookkeeping.apply_defaults()  # in every run worker, which imports this module before it executes
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([history, daily, changes, trends, findings, legacy]),
-    asset_checks=[*asset_checks, *freshness_checks],
+    assets=[daily.daily_tables, findings.current_findings],
+    asset_checks=freshness_checks,
     jobs=[audit_history_job, freshness_job, rebuild_history_job],
     schedules=[nightly_schedule, freshness_schedule],
     sensors=[late_correction_sensor, run_failure_alert],

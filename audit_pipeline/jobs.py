@@ -22,7 +22,9 @@ freshness_job = dg.define_asset_job(
 
 rebuild_history_job = dg.define_asset_job(
     "rebuild_record_history",
-    selection=dg.AssetSelection.assets("observation_history", "requirement_history"),
-    config={"ops": {"record_history": {"config": {"full_rebuild": True}}}},
-    description="Parse the whole audit_log again and derive every record's history (then re-run the days that need it).",
+    selection=dg.AssetSelection.all() - dg.AssetSelection.checks(*freshness_checks),
+    partitions_def=daily_partitions,
+    config={"ops": {"daily_tables": {"config": {"full_rebuild": True}}}},
+    description="Parse the whole audit_log again, derive every record's history, and write the selected days from it "
+    "(launch it for the days that need it).",
 )

@@ -231,6 +231,10 @@ def output_metadata(schema: str | None = None) -> MetaData:
             comment="The quarter's latest snapshot day (the quarter in progress too): the counts are that day's.",
         ),
         *(severity_open_count(severity, "at the end of as_of_date") for severity in SEVERITIES),
+        # A run rewrites the quarters of its days, found by their first day.
+        Index("severity_trend_quarterly_by_start", "quarter_start"),
+        info={PARTITIONED_AS: "partition D stands for D's fiscal quarter: a run rewrites the rows of the quarters its "
+                              "days fall in, each from the latest snapshot of its quarter"},
     )
     Table(
         "legacy_snapshot_diff",
@@ -375,6 +379,8 @@ def snapshot_change(md: MetaData) -> Table:
 
 # Tables the pipeline keeps for itself, not tables of the contract: no asset shows them.
 BOOKKEEPING = {"bookkeeping": True}
+# How a daily asset's partitions map to its table's rows, where that is not "the rows of day D".
+PARTITIONED_AS = "partitioned_as"
 
 
 def history(name: str, md: MetaData, id_column: str, id_source: str, value_column: str, value_meaning: str) -> Table:
@@ -389,6 +395,8 @@ def history(name: str, md: MetaData, id_column: str, id_source: str, value_colum
         Column("valid_to", Date, comment="The day after its last day; null while the run goes on."),
         # A run's snapshots read the runs that overlap its days: mostly those still open.
         Index(f"{name}_by_valid_to", "valid_to"),
+        info={PARTITIONED_AS: "partition D stands for the records' places on D; materializing any day brings the "
+                              "whole history (every day, those before the first partition too) up to date"},
     )
 
 

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Column, Connection, Date, DateTime, Integer, MetaData, Table, Text, text
 
 from .sql import changes, findings, legacy, snapshots, trends
-from .sql.common import CALENDAR, day_span
-from .calendar import day_end, days, fiscal_quarter, parse_day
+from .sql.common import CALENDAR
+from .calendar import day_end, days, fiscal_quarter
 from .output_tables import OutputTables
 from .reads import Reader
 
@@ -126,16 +125,16 @@ class TableWriter:
 
     # --- whole tables ----------------------------------------------------------------------------
 
-    def severity_trend_quarterly(self) -> WriteResult:
+    def severity_trend_quarterly(self, start: dt.date, end: dt.date) -> WriteResult:
+        """The rows of the fiscal quarters that start..end fall in, from every snapshot of those
+        quarters (a quarter's row is its latest snapshot's, which may lie outside the run's days)."""
         t = self.tables
         t.prepare()
         sql = trends.severity_trend_quarterly(t.dialect, t.ref("severity_trend_quarterly"), t.ref("severity_snapshot"))
-
-        def calendar_span(conn: Connection) -> tuple[dt.date, dt.date] | None:
-            first, last = conn.execute(text(day_span(t.ref("severity_snapshot")))).one()
-            return None if first is None else (parse_day(first), parse_day(last))
-
-        return self._replace_all("severity_trend_quarterly", sql, calendar_span=calendar_span)
+        month = t.settings.fiscal_year_start_month
+        first, last = fiscal_quarter(start, month).start, fiscal_quarter(end, month).end
+        result = self._replace_days("severity_trend_quarterly", sql, first, last, day_column="quarter_start")
+        return replace(result, days=(end - start).days + 1)
 
     def repeat_finding(self) -> WriteResult:
         t = self.tables
@@ -151,7 +150,10 @@ class TableWriter:
 
     # --- the two write patterns ------------------------------------------------------------------
 
-    def _replace_days(self, name: str, sql: str, start: dt.date, end: dt.date, **params) -> WriteResult:
+    def _replace_days(
+        self, name: str, sql: str, start: dt.date, end: dt.date, day_column: str = "snapshot_date", **params
+    ) -> WriteResult:
+        """Replace the rows of `start..end` (by `day_column`) with those `sql` inserts."""
         if end < start:
             raise ValueError(f"empty range of days: {start}..{end}")
         t = self.tables
@@ -166,29 +168,17 @@ class TableWriter:
             t.lock(conn, target)
             t.session_setup(conn)
             self._fill_calendar(conn, start - dt.timedelta(days=6), end)
-            conn.execute(
-                text(f"DELETE FROM {target} WHERE snapshot_date >= :range_start AND snapshot_date < :range_after"),
-                bounds,
-            )
+            in_range = f"{day_column} >= :range_start AND {day_column} < :range_after"
+            conn.execute(text(f"DELETE FROM {target} WHERE {in_range}"), bounds)
             conn.execute(text(sql), {**t.common_params(), **bounds, **params})
             # Counted, not taken from rowcount: SQLite reports -1 for a WITH ... INSERT.
             rows, tenants = conn.execute(
-                text(
-                    f"SELECT count(*), count(DISTINCT tenant_id) FROM {target} "
-                    "WHERE snapshot_date >= :range_start AND snapshot_date < :range_after"
-                ),
-                bounds,
+                text(f"SELECT count(*), count(DISTINCT tenant_id) FROM {target} WHERE {in_range}"), bounds
             ).one()
             self._drop_calendar(conn)
         return WriteResult(name, rows, tenants, (end - start).days + 1, time.perf_counter() - began)
 
-    def _replace_all(
-        self,
-        name: str,
-        sql: str,
-        calendar_span: Callable[[Connection], tuple[dt.date, dt.date] | None] | None = None,
-        **params,
-    ) -> WriteResult:
+    def _replace_all(self, name: str, sql: str, **params) -> WriteResult:
         t = self.tables
         t.prepare()
         began = time.perf_counter()
@@ -196,15 +186,9 @@ class TableWriter:
         with t.engine.begin() as conn:
             t.lock(conn, target)
             t.session_setup(conn)
-            span = calendar_span(conn) if calendar_span else None
             conn.execute(text(f"DELETE FROM {target}"))
-            if calendar_span is None or span is not None:
-                if span:
-                    self._fill_calendar(conn, *span)
-                conn.execute(text(sql), {**t.common_params(), **params})
+            conn.execute(text(sql), {**t.common_params(), **params})
             rows, tenants = conn.execute(text(f"SELECT count(*), count(DISTINCT tenant_id) FROM {target}")).one()
-            if span:
-                self._drop_calendar(conn)
         return WriteResult(name, rows, tenants, 0, time.perf_counter() - began)
 
     # --- the temporary calendar table ------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import json
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -161,3 +163,21 @@ def change_rows(engine: Engine, day: dt.date | None = None) -> dict[tuple, dict]
         snapshot_date = row.pop("snapshot_date")
         out[key if day else (snapshot_date, *key)] = row
     return out
+
+
+@contextlib.contextmanager
+def instance_at(home):
+    """The Dagster instance in the directory `home`, opened as its processes open it: with
+    DAGSTER_HOME naming it (the local instance's event log keeps its files there)."""
+    import dagster as dg
+
+    saved = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        with dg.DagsterInstance.get() as instance:
+            yield instance
+    finally:
+        if saved is None:
+            del os.environ["DAGSTER_HOME"]
+        else:
+            os.environ["DAGSTER_HOME"] = saved

@@ -67,7 +67,7 @@ def quarter_end_history(engine, **env):
     w = warehouse(engine, **env)
     for write in (w.writer.severity_snapshot, w.writer.compliance_snapshot, w.writer.health_snapshot, w.writer.dashboard_snapshot):
         write(dt.date(2025, 6, 27), dt.date(2025, 7, 4))
-    w.writer.severity_trend_quarterly()
+    w.writer.severity_trend_quarterly(dt.date(2025, 6, 27), dt.date(2025, 7, 4))
 
 
 def test_bucketing_captured_at_in_an_ist_server_moves_a_quarters_last_day(engine):

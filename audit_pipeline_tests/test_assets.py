@@ -4,16 +4,17 @@ import datetime as dt
 
 import dagster as dg
 
-from audit_pipeline.assets import changes, daily, findings, history, legacy, trends
+from audit_pipeline.assets import daily, findings, history, snapshots
 from audit_pipeline.definitions import defs
 from audit_pipeline.partitions import daily_partitions
 from audit_pipeline.resources import DATABASE_POOL, DatabaseResource
 
 from .builder import SourceBuilder, change_rows, count, rows
 
-ALL_ASSETS = dg.load_assets_from_modules([history, daily, changes, trends, findings, legacy])
+ALL_ASSETS = [daily.daily_tables, findings.current_findings]
 DAILY_KEYS = {"severity_snapshot", "compliance_snapshot", "health_snapshot", "dashboard_snapshot", "compliance_trend_daily",
-              "snapshot_change", "legacy_snapshot_diff"}
+              "snapshot_change", "legacy_snapshot_diff", "observation_history", "requirement_history",
+              "severity_trend_quarterly"}
 RANGE_TAGS = {
     "dagster/asset_partition_range_start": "2024-06-01",
     "dagster/asset_partition_range_end": "2024-06-10",
@@ -34,8 +35,7 @@ def small_history(engine):
 
 def test_definitions_load_with_twelve_assets_and_one_partitions_definition():
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert keys == DAILY_KEYS | {"severity_trend_quarterly", "repeat_finding", "engagement_progress",
-                                 "observation_history", "requirement_history"}
+    assert keys == DAILY_KEYS | {"repeat_finding", "engagement_progress"}
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
@@ -60,11 +60,9 @@ def test_a_partition_range_is_one_run_and_a_rerun_replaces(engine, db_url):
     resources = {"database": DatabaseResource(url=db_url)}
     result = dg.materialize(ALL_ASSETS, resources=resources, tags=RANGE_TAGS)
     assert result.success
-    # One run: each step ran once, for all ten days (tables written together share a step).
+    # One run: each step ran once, for all ten days (the daily tables share a step).
     steps = [e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_SUCCESS]
-    assert sorted(steps) == sorted({"record_history", "log_snapshots", "health_snapshot", "dashboard_snapshot",
-                                    "compliance_trend_daily", "severity_trend_quarterly", "current_findings",
-                                    "snapshot_change", "legacy_snapshot_diff"})
+    assert sorted(steps) == ["current_findings", "daily_tables"]
     materialized = result.get_asset_materialization_events()
     severity_days = {e.partition for e in materialized if e.asset_key == dg.AssetKey("severity_snapshot")}
     assert len(severity_days) == 10
@@ -92,8 +90,8 @@ def test_one_partition_run(engine, db_url):
     small_history(engine)
     # The snapshot counts what the record history holds: it is brought up to date in the same run.
     result = dg.materialize(
-        [history.record_history, daily.log_snapshots],
-        selection=[daily.severity_snapshot.key, history.observation_history.key, history.requirement_history.key],
+        ALL_ASSETS,
+        selection=[snapshots.severity_snapshot.key, history.observation_history.key, history.requirement_history.key],
         resources={"database": DatabaseResource(url=db_url)}, partition_key="2024-06-07",
     )
     assert result.success
@@ -101,8 +99,10 @@ def test_one_partition_run(engine, db_url):
         "t1": dict(critical_open=1, high_open=1, medium_open=0, low_open=0, open_total=2),
         "t2": dict(critical_open=0, high_open=0, medium_open=0, low_open=1, open_total=1),
     }
-    [materialization] = result.asset_materializations_for_node("log_snapshots")  # the selected asset only
-    assert materialization.asset_key == daily.severity_snapshot.key
+    materializations = {m.asset_key: m for m in result.asset_materializations_for_node("daily_tables")}
+    assert set(materializations) == {snapshots.severity_snapshot.key, history.observation_history.key,
+                                     history.requirement_history.key}  # the selected assets only
+    materialization = materializations[snapshots.severity_snapshot.key]
     meta = materialization.metadata
     assert meta["dagster/row_count"].value == 2 and meta["tenants"].value == 2 and meta["days"].value == 1
     assert count(engine, "compliance_snapshot") == 0
@@ -111,11 +111,11 @@ def test_one_partition_run(engine, db_url):
 def test_asset_functions_can_be_called_directly(engine, db_url):
     small_history(engine)
     context = dg.build_asset_context(partition_key="2024-06-09")
-    outputs = list(daily.log_snapshots(context, DatabaseResource(url=db_url)))
-    results = {r.asset_key: r for r in outputs if isinstance(r, dg.MaterializeResult)}
-    assert set(results) == {daily.severity_snapshot.key, daily.compliance_snapshot.key}
-    checks = {r.check_name: r.passed for r in outputs if isinstance(r, dg.AssetCheckResult)}
-    assert checks == {"observation_severity_values_known": True, "observations_closed_before_created": True,
-                      "compliance_requirement_status_values_known": True}
-    assert results[daily.compliance_snapshot.key].metadata["dagster/row_count"].value == 2
+    outputs = list(daily.daily_tables(context, history.HistoryConfig(), DatabaseResource(url=db_url)))
+    results = {r.asset_key.to_user_string(): r for r in outputs if isinstance(r, dg.MaterializeResult)}
+    assert set(results) == DAILY_KEYS
+    checks = {(r.asset_key.to_user_string(), r.check_name): r.passed for r in outputs if isinstance(r, dg.AssetCheckResult)}
+    assert len(checks) == 14 and all(checks.values()), checks
+    assert checks[("severity_snapshot", "observation_severity_values_known")]
+    assert results["compliance_snapshot"].metadata["dagster/row_count"].value == 2
     assert rows(engine, "compliance_snapshot", dt.date(2024, 6, 9))["t2"]["compliant"] == 0

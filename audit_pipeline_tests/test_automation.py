@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from audit_pipeline.assets import changes, daily, findings, history, trends
+from audit_pipeline.assets import daily, findings
 from audit_pipeline.checks import freshness_checks, required_day
 from audit_pipeline.corrections import FROM_THE_START, LogRow, earliest_affected_day, reaches_back_to
 from audit_pipeline.definitions import defs
@@ -19,7 +19,7 @@ from audit_pipeline.sensors import SensorCursor, late_correction_sensor, run_fai
 from .builder import SourceBuilder, ist
 
 IST = ZoneInfo("Asia/Kolkata")
-ALL_ASSETS = dg.load_assets_from_modules([history, daily, changes, trends, findings])
+ALL_ASSETS = [daily.daily_tables, findings.current_findings]
 
 
 # --- the nightly schedule -------------------------------------------------------------------------

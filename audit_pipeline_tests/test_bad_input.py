@@ -8,7 +8,7 @@ from sqlalchemy import event, insert, text
 from audit_pipeline import tables
 
 from audit_pipeline.assets.changes import change_metadata
-from audit_pipeline.checks import change_identity_problems
+from audit_pipeline.output_checks import change_identity_problems
 from audit_pipeline.resources import create_database_engine
 from audit_pipeline.settings import parse_database_url
 from audit_pipeline.output_tables import OutputSchemaError
@@ -90,7 +90,7 @@ def test_values_only_ever_travel_as_bound_parameters(engine):
     for step in (w.writer.severity_snapshot, w.writer.compliance_snapshot, w.writer.health_snapshot,
                  w.writer.dashboard_snapshot, w.writer.compliance_trend_daily, w.writer.snapshot_change):
         step(first, last)
-    w.writer.severity_trend_quarterly(), w.writer.repeat_finding(), w.writer.engagement_progress()
+    w.writer.severity_trend_quarterly(first, last), w.writer.repeat_finding(), w.writer.engagement_progress()
     w.writer.legacy_snapshot_diff(dt.date(2024, 6, 1), dt.date(2024, 6, 12))
     # The changes' check and their preview (which reads titles) too.
     assert change_identity_problems(w, (first, last)) == []

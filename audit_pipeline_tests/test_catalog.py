@@ -123,10 +123,15 @@ def test_daily_tables_say_how_they_are_partitioned():
     specs = asset_specs()
     daily = [name for name in OUTPUT_TABLES if specs[name].partitions_def is not None]
     assert {"severity_snapshot", "dashboard_snapshot", "compliance_trend_daily"} <= set(daily)
+    by_day = set(daily) - {"observation_history", "requirement_history", "severity_trend_quarterly"}
     for name in daily:
         text = specs[name].metadata["partitioned_by"].value
-        assert "By day in Asia/Kolkata" in text and "snapshot_date = D" in text
-    assert "partitioned_by" not in specs["severity_trend_quarterly"].metadata
+        assert "By day in Asia/Kolkata" in text
+        assert ("snapshot_date = D" in text) == (name in by_day), (name, text)
+    # Tables whose rows are not those of one day say what a partition stands for.
+    assert "fiscal quarter" in specs["severity_trend_quarterly"].metadata["partitioned_by"].value
+    assert "whole history" in specs["observation_history"].metadata["partitioned_by"].value
+    assert "partitioned_by" not in specs["repeat_finding"].metadata
 
 
 def test_table_name_carries_the_output_schema(monkeypatch):

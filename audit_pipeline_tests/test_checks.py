@@ -5,25 +5,24 @@ import datetime as dt
 import dagster as dg
 from sqlalchemy import text
 
-from audit_pipeline.assets import changes, daily, findings, history, trends
-from audit_pipeline.checks import asset_checks
+from audit_pipeline.assets import daily, findings
 from audit_pipeline.resources import DatabaseResource
+from audit_pipeline.writes import TableWriter
 
 from .builder import SourceBuilder, warehouse
 
 RANGE = (dt.date(2024, 6, 1), dt.date(2024, 6, 5))
 
 
-ALL_ASSETS = dg.load_assets_from_modules([history, daily, changes, trends, findings])
-# Checks of the outputs are definitions of their own; checks of the sources are declared on the
-# (multi-)assets that read them and run in their steps.
-ALL_CHECK_KEYS = [k for d in (*asset_checks, *ALL_ASSETS) for k in d.check_keys]
+ALL_ASSETS = [daily.daily_tables, findings.current_findings]
+# Every check is declared on the asset whose table it reads and runs in the step that writes it.
+ALL_CHECK_KEYS = [k for d in ALL_ASSETS for k in d.check_keys]
 
 
 def check(asset: str, name: str, db_url: str) -> dg.AssetCheckEvaluation:
     """Evaluate one check as Dagster does, in a run of its own (so on every day of the table)."""
     key = dg.AssetCheckKey(dg.AssetKey(asset), name)
-    result = dg.materialize([*ALL_ASSETS, *asset_checks], resources={"database": DatabaseResource(url=db_url)},
+    result = dg.materialize(ALL_ASSETS, resources={"database": DatabaseResource(url=db_url)},
                             selection=dg.AssetSelection.checks(key), raise_on_error=False)
     (evaluation,) = result.get_asset_check_evaluations()
     return evaluation
@@ -158,13 +157,41 @@ def test_a_runs_checks_cover_its_days_and_a_check_run_covers_all(engine, db_url)
     clean_history(engine)
     execute(engine, "DELETE FROM severity_snapshot WHERE tenant_id = 't1' AND snapshot_date = '2024-06-03'")  # t2 keeps the day present
     result = dg.materialize(
-        [*ALL_ASSETS, *asset_checks], resources={"database": DatabaseResource(url=db_url)},
+        ALL_ASSETS, resources={"database": DatabaseResource(url=db_url)},
         selection=dg.AssetSelection.assets("severity_snapshot").without_checks()
         | dg.AssetSelection.checks(dg.AssetCheckKey(dg.AssetKey("severity_snapshot"), "one_row_per_tenant_and_day")),
         tags={"dagster/asset_partition_range_start": "2024-06-04", "dagster/asset_partition_range_end": "2024-06-05"},
     )
     assert [e.passed for e in result.get_asset_check_evaluations()] == [True]  # 06-03 is not this run's
     assert not check("severity_snapshot", "one_row_per_tenant_and_day", db_url).passed
+
+
+def test_a_failed_blocking_check_stops_what_reads_the_table_and_fails_the_run(engine, db_url, monkeypatch):
+    clean_history(engine)
+    write = TableWriter.severity_snapshot
+
+    def losing_a_row(self, start, end):
+        result = write(self, start, end)
+        execute(engine, "DELETE FROM severity_snapshot WHERE tenant_id = 't2' AND snapshot_date = '2024-06-05'")
+        return result
+
+    monkeypatch.setattr(TableWriter, "severity_snapshot", losing_a_row)
+    execute(engine, "DELETE FROM health_snapshot")
+    result = dg.materialize(ALL_ASSETS, resources={"database": DatabaseResource(url=db_url)}, partition_key="2024-06-05",
+                            selection=dg.AssetSelection.groups("daily_snapshots", "history"), raise_on_error=False)
+    assert not result.success
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    assert [(e.asset_key.to_user_string(), e.check_name) for e in failed] == [("severity_snapshot", "one_row_per_tenant_and_day")]
+    written = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    # compliance does not read severity: written; health and the dashboard read it: not written.
+    assert {"severity_snapshot", "compliance_snapshot"} <= written
+    assert not written & {"health_snapshot", "dashboard_snapshot", "snapshot_change"}
+    assert count_rows(engine, "health_snapshot") == 0
+
+
+def count_rows(engine, table):
+    with engine.connect() as conn:
+        return conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
 
 
 def test_history_runs_well_formed_names_each_kind_of_broken_run(engine):
@@ -233,7 +260,7 @@ def test_counts_follow_from_changes_checks_the_runs_days_with_the_day_before_fro
     execute(engine, "DELETE FROM compliance_snapshot WHERE snapshot_date < '2024-06-04'")
     execute(engine, "UPDATE severity_snapshot SET low_open = 7 WHERE tenant_id = 't1' AND snapshot_date = '2024-06-03'")
     in_run = dg.materialize(
-        [*ALL_ASSETS, *asset_checks], resources={"database": DatabaseResource(url=db_url)},
+        ALL_ASSETS, resources={"database": DatabaseResource(url=db_url)},
         selection=dg.AssetSelection.checks(dg.AssetCheckKey(dg.AssetKey("snapshot_change"), "counts_follow_from_changes")),
         tags={"dagster/asset_partition_range_start": "2024-06-04", "dagster/asset_partition_range_end": "2024-06-05"},
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from .builder import SourceBuilder, count
+from .builder import SourceBuilder, count, instance_at
 
 CLI = str(Path(sys.executable).parent / "audit-pipeline")
 
@@ -35,7 +35,7 @@ def test_backfill_records_the_run_in_dagster_home_and_prints_a_summary(engine, d
     assert "severity_snapshot" in result.stdout and "Done: 2024-06-01..2024-06-30, 30 days, 12 assets" in result.stdout
     assert "severity_snapshot: 30 rows" in result.stderr  # progress, one line per asset
     assert count(engine, "dashboard_snapshot") == 30
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with instance_at(home) as instance:
         runs = instance.get_runs()
         assert len(runs) == 1 and runs[0].status == dg.DagsterRunStatus.SUCCESS
         assert runs[0].tags["dagster/asset_partition_range_start"] == "2024-06-01"
@@ -51,7 +51,7 @@ def test_the_history_is_updated_from_new_log_rows_and_rebuilt_on_request(engine,
         result = run_cli(*args, *extra, env=env)
         assert result.returncode == 0, result.stderr
         assert f"record history: {mode}" in result.stderr
-    with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:
+    with instance_at(tmp_path / "home") as instance:
         event = instance.get_latest_materialization_event(dg.AssetKey("observation_history"))
         metadata = event.asset_materialization.metadata
         assert metadata["mode"].value == "rebuild" and metadata["reason"].value == "full rebuild requested"
@@ -74,7 +74,7 @@ def test_a_password_never_reaches_output_run_config_logs_or_metadata(pg_database
     assert result.returncode == 0, result.stderr
     assert "root:***@" in result.stdout
     assert secret not in result.stdout + result.stderr
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with instance_at(home) as instance:
         run = instance.get_runs()[0]
         assert secret not in repr(run.run_config) + repr(run.tags)
         records = instance.get_records_for_run(run.run_id).records

@@ -11,7 +11,7 @@ import datetime as dt
 import pytest
 
 from audit_pipeline.calendar import fiscal_quarter
-from audit_pipeline.checks import change_identity_problems
+from audit_pipeline.output_checks import change_identity_problems
 from audit_pipeline.demo_data import generate, write
 
 from .builder import all_rows, change_rows, rows, warehouse
@@ -58,7 +58,7 @@ def test_every_table_matches_the_reference(engine, demo):
         w.writer.snapshot_change,
     ):
         step(FIRST, LAST)
-    w.writer.severity_trend_quarterly()
+    w.writer.severity_trend_quarterly(FIRST, LAST)
     w.writer.repeat_finding()
     w.writer.engagement_progress()
     w.writer.legacy_snapshot_diff(FIRST, LAST)

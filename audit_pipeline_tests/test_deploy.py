@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from audit_pipeline.resources import DATABASE_POOL, create_database_engine
 from audit_pipeline.settings import parse_database_url
 
-from .builder import SourceBuilder
+from .builder import SourceBuilder, instance_at
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).parent / "audit-pipeline")
@@ -51,13 +51,13 @@ def test_production_instance_records_runs_in_postgres(pg_databases, tmp_path, mo
             text("SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'")).scalar_one()
     storage.dispose()
     assert statuses == ["SUCCESS"]
-    assert materializations == 7 * 3 + 5  # seven daily assets x three days, five whole-table assets
+    assert materializations == 10 * 3 + 2  # ten daily assets x three days, the two current-state tables
 
     # The same file loads as an instance with its queue and pool limits.
     for name, value in env.items():
         if name != "PATH":
             monkeypatch.setenv(name, value)
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with instance_at(home) as instance:
         assert_run_queue_and_database_pool(instance)
         assert len(instance.get_runs()) == 1
         # The CLI's run took its slots of the pool (and gave them back).
@@ -77,6 +77,6 @@ def assert_run_queue_and_database_pool(instance: dg.DagsterInstance) -> None:
 
 def test_the_local_instance_has_the_same_limits(tmp_path):
     shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
-    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+    with instance_at(tmp_path) as instance:
         assert_run_queue_and_database_pool(instance)
         assert instance.event_log_storage.supports_global_concurrency_limits

@@ -19,15 +19,15 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import OperationalError
 
-from audit_pipeline.assets import daily, findings, trends
-from audit_pipeline.checks import asset_checks, freshness_checks
+from audit_pipeline.assets import daily, findings
+from audit_pipeline.checks import freshness_checks
 from audit_pipeline.definitions import defs
 from audit_pipeline.log_reader import LogPosition
 from audit_pipeline.resources import DATABASE_POOL, DatabaseResource, create_database_engine
 from audit_pipeline.sensors import run_failure_alert
 from audit_pipeline.settings import parse_database_url
 
-from .builder import SourceBuilder, warehouse
+from .builder import SourceBuilder, instance_at, warehouse
 from .dagster_dev import dagster_dev
 
 DAILY_SNAPSHOTS = ["severity_snapshot", "compliance_snapshot", "health_snapshot", "dashboard_snapshot"]
@@ -106,7 +106,7 @@ def test_the_database_pool_holds_for_runs_launched_from_the_ui(tmp_path):
         run_ids = [materialize(base, first, last) for first, last in months]
         backfill_id = backfill(base, [f"2024-08-{day:02}" for day in range(1, 32)])
 
-        with dg.DagsterInstance.from_config(str(home)) as instance:
+        with instance_at(home) as instance:
             deadline = time.monotonic() + 240
             while True:
                 backfill_runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
@@ -121,7 +121,7 @@ def test_the_database_pool_holds_for_runs_launched_from_the_ui(tmp_path):
                 engine_events = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
                 assert any(event.message.startswith("Executing steps in process") for event in engine_events)
             intervals = [interval for run in runs for interval in pool_step_intervals(instance, run.run_id)]
-            assert len(intervals) >= 5 * 4  # each run: log_snapshots, health, dashboard and their checks
+            assert len(intervals) == len(runs)  # each run: one step writes its daily tables and checks them
             # Five runs of up to four at once; their database steps two at a time, never more.
             assert most_at_once(intervals) == POOL_LIMIT
             assert instance.event_log_storage.get_concurrency_info(DATABASE_POOL).slot_count == POOL_LIMIT
@@ -149,8 +149,8 @@ def test_a_failed_run_is_alerted_whichever_job_it_ran(tmp_path, monkeypatch):
     monkeypatch.setenv("AUDIT_PIPELINE_ALERT_WEBHOOK", f"http://127.0.0.1:{server.server_port}/alerts")
     # The project's assets and jobs on a database without source tables: every run of them fails.
     broken = dg.Definitions(
-        assets=dg.load_assets_from_modules([daily, trends, findings]),
-        asset_checks=[*asset_checks, *freshness_checks],
+        assets=[daily.daily_tables, findings.current_findings],
+        asset_checks=freshness_checks,
         jobs=[defs.resolve_job_def("freshness_check")],
         resources={"database": DatabaseResource(url=f"sqlite:///{tmp_path / 'no-tables.sqlite'}")},
     )

@@ -298,10 +298,10 @@ RANGE_TAGS = {"dagster/asset_partition_range_start": "2024-06-10", "dagster/asse
 def materialize_comparison(db_url):
     import dagster as dg
 
-    from audit_pipeline.assets.legacy import legacy_snapshot_diff
+    from audit_pipeline.assets.daily import daily_tables
     from audit_pipeline.resources import DatabaseResource
 
-    return dg.materialize([legacy_snapshot_diff], resources={"database": DatabaseResource(url=db_url)},
+    return dg.materialize([daily_tables], selection=["legacy_snapshot_diff"], resources={"database": DatabaseResource(url=db_url)},
                           tags=RANGE_TAGS, raise_on_error=False)
 
 
@@ -310,7 +310,7 @@ def test_the_asset_reports_what_the_team_reads(engine, db_url):
     add_legacy_rows(engine)
     result = materialize_comparison(db_url)
     assert result.success
-    materializations = result.asset_materializations_for_node("legacy_snapshot_diff")
+    materializations = result.asset_materializations_for_node("daily_tables")
     assert len(materializations) == 4  # one per day of the range run
     meta = {k: v.value for k, v in materializations[0].metadata.items()}
     assert meta["dagster/row_count"] == len(EXPECTED)
@@ -344,7 +344,7 @@ def test_the_asset_without_the_table_says_so_and_writes_nothing(engine, db_url):
     history(engine)
     result = materialize_comparison(db_url)
     assert result.success
-    meta = result.asset_materializations_for_node("legacy_snapshot_diff")[0].metadata
+    meta = result.asset_materializations_for_node("daily_tables")[0].metadata
     assert meta["legacy_table"].value == '"DashboardSnapshot" does not exist: nothing compared'
     assert meta["dagster/row_count"].value == 0 and count(engine, "legacy_snapshot_diff") == 0
 

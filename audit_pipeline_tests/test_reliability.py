@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
-from audit_pipeline.checks import tenant_day_problems as check_tenant_days
-from audit_pipeline.assets import _run, daily
+from audit_pipeline.output_checks import tenant_day_problems as check_tenant_days
+from audit_pipeline.assets import _run, daily, snapshots
 from audit_pipeline.demo_data import generate, write
 from audit_pipeline.resources import DatabaseResource, create_database_engine
 from audit_pipeline.settings import parse_database_url
@@ -176,7 +176,7 @@ def test_a_connection_dropped_mid_statement_is_retried(pg_databases, monkeypatch
 
     event.listen(Engine, "before_cursor_execute", drop_connection)
     try:
-        result = dg.materialize([daily.log_snapshots], selection=[daily.severity_snapshot.key], resources={"database": DatabaseResource(url=url)},
+        result = dg.materialize([daily.daily_tables], selection=[snapshots.severity_snapshot.key], resources={"database": DatabaseResource(url=url)},
                                 tags={"dagster/asset_partition_range_start": "2024-06-01",
                                       "dagster/asset_partition_range_end": "2024-06-30"})
     finally:
@@ -193,7 +193,7 @@ def test_a_connection_dropped_mid_statement_is_retried(pg_databases, monkeypatch
 def test_an_unreachable_database_fails_the_run_with_a_clear_message(monkeypatch):
     monkeypatch.setattr(_run, "TRANSIENT_FIRST_WAIT_SECONDS", 0)
     url = "postgresql://auditor:S3cret-pw@127.0.0.1:1/audit"
-    result = dg.materialize([daily.log_snapshots], selection=[daily.severity_snapshot.key], resources={"database": DatabaseResource(url=url)},
+    result = dg.materialize([daily.daily_tables], selection=[snapshots.severity_snapshot.key], resources={"database": DatabaseResource(url=url)},
                             partition_key="2024-06-01", raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)

@@ -29,8 +29,7 @@ import pytest
 from sqlalchemy import Engine, NullPool, create_engine, text
 from sqlalchemy.engine import URL
 
-from audit_pipeline.assets import _run, daily
-from audit_pipeline.checks import asset_checks
+from audit_pipeline.assets import _run, daily, snapshots
 from audit_pipeline.definitions import defs
 from audit_pipeline.demo_data import generate, write
 from audit_pipeline.resources import DatabaseResource, create_database_engine
@@ -339,9 +338,9 @@ def test_an_asset_check_that_meets_a_stopped_server_is_retried_like_a_write(serv
     url = server.create_database(password)
     server.stop("fast")
     monkeypatch.setattr(_run, "TRANSIENT_FIRST_WAIT_SECONDS", 0)
-    check = dg.AssetCheckKey(daily.severity_snapshot.key, "one_row_per_tenant_and_day")
+    check = dg.AssetCheckKey(snapshots.severity_snapshot.key, "one_row_per_tenant_and_day")
     result = dg.materialize(
-        [daily.log_snapshots, *asset_checks], selection=dg.AssetSelection.checks(check),
+        [daily.daily_tables], selection=dg.AssetSelection.checks(check),
         resources={"database": DatabaseResource(url=url)}, raise_on_error=False,
         tags={"dagster/asset_partition_range_start": "2024-06-01", "dagster/asset_partition_range_end": "2024-06-03"},
     )

@@ -14,8 +14,8 @@ import dagster as dg
 from sqlalchemy import text
 
 from audit_pipeline.assets import changes as change_assets
-from audit_pipeline.assets import daily, history
-from audit_pipeline.checks import asset_checks, change_identity_problems
+from audit_pipeline.assets import daily
+from audit_pipeline.output_checks import change_identity_problems
 from audit_pipeline.definitions import defs
 from audit_pipeline.history import update_record_history
 from audit_pipeline.partitions import daily_partitions
@@ -169,9 +169,10 @@ def test_the_first_partition_is_compared_with_the_day_before_by_the_rules(engine
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM snapshot_change"))
     result = dg.materialize(
-        [history.record_history, daily.log_snapshots, daily.health_snapshot, change_assets.snapshot_change,
-         *(c for c in asset_checks if change_identity_key() in c.check_keys)],
-        resources={"database": DatabaseResource(url=db_url)}, partition_key="2024-04-01",
+        [daily.daily_tables], resources={"database": DatabaseResource(url=db_url)}, partition_key="2024-04-01",
+        selection=dg.AssetSelection.assets("observation_history", "requirement_history", "severity_snapshot",
+                                           "compliance_snapshot", "health_snapshot", "snapshot_change").without_checks()
+        | dg.AssetSelection.checks(change_identity_key()),
     )
     assert [e.passed for e in result.get_asset_check_evaluations() if e.asset_check_key == change_identity_key()] == [True]
     assert {k: (r["change"], r["value_before"], r["value_after"]) for k, r in change_rows(engine).items()} == expected

@@ -22,7 +22,7 @@ def statements_for(engine, days: int) -> list[str]:
         for write in (w.writer.severity_snapshot, w.writer.compliance_snapshot, w.writer.health_snapshot,
                       w.writer.dashboard_snapshot, w.writer.compliance_trend_daily, w.writer.snapshot_change):
             write(first, last)
-        w.writer.severity_trend_quarterly()
+        w.writer.severity_trend_quarterly(first, last)
         w.writer.legacy_snapshot_diff(first, last)
     finally:
         event.remove(engine, "before_cursor_execute", listener)

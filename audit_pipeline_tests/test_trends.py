@@ -3,6 +3,8 @@
 import datetime as dt
 from decimal import Decimal
 
+from sqlalchemy import text
+
 from .builder import SourceBuilder, all_rows, rows, warehouse
 
 day = dt.date
@@ -18,7 +20,7 @@ def test_quarter_boundaries_in_progress_quarter_and_a_tenant_from_mid_quarter(en
     src.observation("july", severity="MEDIUM", tenant="new", created="2025-07-01 00:00:00")
     w = warehouse(engine)
     w.writer.severity_snapshot(day(2025, 3, 25), day(2025, 7, 5))
-    w.writer.severity_trend_quarterly()
+    w.writer.severity_trend_quarterly(day(2025, 3, 25), day(2025, 7, 5))
     got = {(r["tenant_id"], r["quarter_label"]): r for r in all_rows(engine, "severity_trend_quarterly")}
     assert set(got) == {
         ("t1", "Q4 FY2024-25"), ("t1", "Q1 FY2025-26"), ("t1", "Q2 FY2025-26"),
@@ -36,12 +38,19 @@ def test_quarter_boundaries_in_progress_quarter_and_a_tenant_from_mid_quarter(en
     assert got[("new", "Q1 FY2025-26")]["medium_open"] == 0
     assert got[("new", "Q2 FY2025-26")]["medium_open"] == 1
 
-    # A later run of a few days in mid-quarter leaves every quarter right.
+    # A later run of a few days in mid-quarter rewrites that quarter from all its snapshots (its
+    # latest day lies outside the run) and leaves the other quarters as they were.
     w.writer.severity_snapshot(day(2025, 4, 10), day(2025, 4, 12))
-    w.writer.severity_trend_quarterly()
-    assert {(r["tenant_id"], r["quarter_label"]): r["as_of_date"] for r in all_rows(engine, "severity_trend_quarterly")} == {
-        k: v["as_of_date"] for k, v in got.items()
-    }
+    assert w.writer.severity_trend_quarterly(day(2025, 4, 10), day(2025, 4, 12)).rows == 2
+    assert {(r["tenant_id"], r["quarter_label"]): r for r in all_rows(engine, "severity_trend_quarterly")} == got
+
+    # A quarter's row follows a later correction of its snapshots, from a run of one of its days.
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE severity_snapshot SET high_open = 7 WHERE tenant_id = 't1' AND snapshot_date = :d"),
+                     {"d": w.dialect.day_param(day(2025, 6, 30))})
+    w.writer.severity_trend_quarterly(day(2025, 4, 1), day(2025, 4, 1))
+    assert {(r["tenant_id"], r["quarter_label"]): r["high_open"] for r in all_rows(engine, "severity_trend_quarterly")}[
+        ("t1", "Q1 FY2025-26")] == 7
 
 
 def test_fiscal_year_start_month_setting(engine):
@@ -49,7 +58,7 @@ def test_fiscal_year_start_month_setting(engine):
     src.tenant("t1")
     w = warehouse(engine, AUDIT_PIPELINE_FISCAL_YEAR_START_MONTH="1")
     w.writer.severity_snapshot(day(2025, 3, 30), day(2025, 4, 2))
-    w.writer.severity_trend_quarterly()
+    w.writer.severity_trend_quarterly(day(2025, 3, 30), day(2025, 4, 2))
     assert sorted(r["quarter_label"] for r in all_rows(engine, "severity_trend_quarterly")) == ["Q1 FY2025", "Q2 FY2025"]
 
 

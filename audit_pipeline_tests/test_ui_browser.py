@@ -22,6 +22,7 @@ from audit_pipeline.calendar import last_complete_day
 from audit_pipeline.resources import create_database_engine
 from audit_pipeline.settings import load_settings
 
+from .builder import instance_at
 from .dagster_dev import dagster_dev
 from sqlalchemy.engine import URL
 
@@ -130,7 +131,7 @@ def materialize_the_history_from_the_ui(page, base, home):
     dismiss_welcome(page)
     page.get_by_role("button", name="Materialize all").click()
     deadline = time.monotonic() + 240
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with instance_at(home) as instance:
         while time.monotonic() < deadline:
             runs = instance.get_runs()
             if runs and runs[0].status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE):
@@ -157,7 +158,7 @@ def test_a_backfill_launched_from_the_ui_succeeds(webserver, page):
     page.get_by_text("Created backfill").wait_for()
 
     deadline = time.monotonic() + 240
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with instance_at(home) as instance:
         while True:
             (backfill,) = instance.get_backfills()
             if backfill.status.value != "REQUESTED" or time.monotonic() > deadline:

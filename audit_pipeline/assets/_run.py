@@ -1,11 +1,13 @@
-"""What every table-writing asset does around its SQL: the days of the run, retries, metadata."""
+"""What every table-writing step does around its SQL: the days of the run, the order of its writes and
+checks, retries, metadata."""
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import dagster as dg
@@ -25,17 +27,14 @@ def table_spec(
     name: str, group: str, description: str, partitions_def: dg.PartitionsDefinition | None = None, deps: tuple = ()
 ) -> dg.AssetSpec:
     """An output table written by SQL, as one asset of a multi-asset, with its columns and table
-    name in the catalog (give the multi-asset's partitions definition, if any, to say so too)."""
+    name in the catalog (give the multi-asset's partitions definition, if any, to say so too).
+
+    Skippable: when a blocking check fails, the step writes nothing that reads the checked table.
+    """
     return dg.AssetSpec(
-        name, group_name=group, kinds={"sql"}, description=description, deps=deps,
+        name, group_name=group, kinds={"sql"}, description=description, deps=deps, skippable=True,
         metadata=table_metadata(name, partitions_def),
     )
-
-
-def run_days(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
-    """First and last day (inclusive) of the run: one partition or a single-run range."""
-    keys = context.partition_key_range
-    return dt.date.fromisoformat(keys.start), dt.date.fromisoformat(keys.end)
 
 
 # A login the server refused is not transient: retrying a wrong password only delays the failure
@@ -66,59 +65,148 @@ def login_refused(orig: BaseException | None) -> bool:
     return any(words in str(orig) for words in REFUSED_LOGIN)
 
 
-def write(
-    context: dg.AssetExecutionContext,
-    step: Callable[[], WriteResult],
-    preview: Callable[[], dict] | None = None,
-) -> dg.MaterializeResult:
-    """Run one table write, retrying transient database errors; report what was written."""
+# What a task yields: a table written (its materialization) or a check evaluated.
+Result = dg.MaterializeResult | dg.AssetCheckResult
+
+
+@dataclass(frozen=True)
+class Task:
+    """One piece of a step's work on the database: the write of a table (or of several, written
+    together) or a check of one.
+
+    `work` runs on a worker thread (each write opens its own connection) and returns its results:
+    materializations (with their previews) and check results. `needs` names the tables it reads that
+    the same step writes: it starts once they are written and their blocking checks have passed. A
+    check (`check` set) also waits for its own table's write. `blocking`: a failed check among its
+    results stops whatever reads its tables.
+    """
+
+    tables: tuple[str, ...]  # the tables it writes, or the one table it checks
+    work: Callable[[], list[Result]]
+    needs: tuple[str, ...] = ()
+    check: str | None = None
+    blocking: bool = False
+
+    @property
+    def name(self) -> str:
+        return "+".join(self.tables) + (f":{self.check}" if self.check else "")
+
+
+def write_task(asset: dg.AssetSpec | str, write: Callable[[], WriteResult], preview: Callable[[], dict] | None = None,
+               needs: tuple[str, ...] = ()) -> Task:
+    """A table's write, reported with its rows, tenants, days and seconds (and the preview's metadata)."""
+    key = asset if isinstance(asset, str) else asset.key.to_user_string()
+
+    def work() -> list[Result]:
+        result = write()
+        metadata = write_metadata(result)
+        if preview is not None:
+            metadata.update(preview())  # reads the database too: under the same retry
+        return [dg.MaterializeResult(asset_key=key, metadata=metadata)]
+
+    return Task((key,), work, needs)
+
+
+def run_tasks(context: dg.AssetExecutionContext, w: Warehouse, tasks: list[Task]) -> Iterator[Result]:
+    """Run a step's tasks as soon as what they read is written, `w.writer.concurrent_writes` at a
+    time, each on its own connection, in the order given among those ready (put the longest first).
+
+    The work is SQL in the database and Dagster's in-process executor runs one step at a time, so a
+    step that holds several tables' writes is how a run keeps both database cores busy. Each write is
+    whole or absent on its own. A failed blocking check stops what reads its table (Dagster then
+    fails the step, naming it); other work goes on. An error stops new work; what finished is
+    reported, then the error is raised (a transient one asks Dagster to retry the step: every write
+    is a replace, so running one again is harmless).
+    """
     try:
-        result = step()
-        # The preview reads the database too: under the retry as well (the write is a replace).
-        previewed = preview() if preview is not None else {}
+        w.tables.prepare()  # once, before the workers start
     except DBAPIError as error:
         raise retry_if_transient(context, error)
-    metadata = write_metadata(report(context, result))
-    metadata.update(previewed)
-    return dg.MaterializeResult(metadata=metadata)
+    # Of each table the step writes: the task that writes it, and the tasks whose failure blocks it.
+    writer = {table: t.name for t in tasks if t.check is None for table in t.tables}
+    blockers: dict[str, set[str]] = {}
+    for t in tasks:
+        if t.blocking:
+            for table in t.tables:
+                blockers.setdefault(table, set()).add(t.name)
+
+    def prerequisites(task: Task) -> set[str]:
+        own = {writer[table] for table in task.tables if table in writer} if task.check else set()
+        read = {writer[table] for table in task.needs if table in writer}
+        read |= {name for table in task.needs for name in blockers.get(table, ())}
+        return (own | read) - {task.name}
+
+    waiting = {t.name: (t, prerequisites(t)) for t in tasks}
+    done: set[str] = set()
+    finished: list[tuple[Task, float, list[Result]]] = []
+    errors: list[BaseException] = []
+    began = time.perf_counter()
+    workers = w.writer.concurrent_writes
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audit-write") as pool:
+        running: dict = {}
+        while True:
+            for name, (task, needed) in list(waiting.items()):
+                if errors or len(running) >= workers:
+                    break
+                if needed <= done:
+                    del waiting[name]
+                    running[pool.submit(_timed, task.work)] = task
+            if not running:
+                break
+            completed, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in completed:
+                task = running.pop(future)
+                try:
+                    seconds, results = future.result()
+                except BaseException as error:  # noqa: BLE001 - reported after what finished
+                    errors.append(error)
+                    continue
+                finished.append((task, seconds, results))
+                if not (task.blocking and any(isinstance(r, dg.AssetCheckResult) and not r.passed for r in results)):
+                    done.add(task.name)
+    # The writes overlap: the step's seconds on the database are not the sum of theirs.
+    step_seconds = dg.MetadataValue.float(round(time.perf_counter() - began, 3))
+    # A task may write more than the run selected (the two history tables are updated together):
+    # only what was selected is reported.
+    assets, checks = context.selected_asset_keys, context.selected_asset_check_keys
+    for task, _, results in finished:
+        for result in results:
+            if isinstance(result, dg.MaterializeResult) and dg.AssetKey.from_coercible(result.asset_key) in assets:
+                report(context, result)
+                yield dg.MaterializeResult(asset_key=result.asset_key, metadata={**(result.metadata or {}), "step_seconds": step_seconds})
+    for task, seconds, results in finished:  # after the materializations they refer to
+        for result in results:
+            if not isinstance(result, dg.AssetCheckResult):
+                continue
+            key = dg.AssetCheckKey(dg.AssetKey.from_coercible(result.asset_key or task.tables[0]), result.check_name or task.check)
+            if key in checks:
+                metadata = {"seconds": dg.MetadataValue.float(round(seconds, 3)), **(result.metadata or {})}
+                yield dg.AssetCheckResult(asset_key=key.asset_key, check_name=key.name, passed=result.passed,
+                                          severity=result.severity, metadata=metadata)
+    for error in errors:
+        if isinstance(error, DBAPIError):
+            raise retry_if_transient(context, error)
+        raise error
+
+
+def _timed(work: Callable[[], list[Result]]) -> tuple[float, list[Result]]:
+    began = time.perf_counter()
+    results = work()
+    return time.perf_counter() - began, results
 
 
 def write_at_once(
     context: dg.AssetExecutionContext, w: Warehouse, steps: dict[dg.AssetKey | dg.AssetCheckKey, Callable]
-) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """Run a step's independent table writes (WriteResult) and source checks (AssetCheckResult) at
-    the same time, each on its own connection: the database does the work, so each connection keeps
-    a core busy (`w.writer.concurrent_writes` at once). The pool takes them in order: put the longest first.
-
-    Each write is whole or absent on its own. What succeeded is reported before the first failure
-    is raised (a transient one asks Dagster to retry the step: every write is a replace, so running
-    one again is harmless).
-    """
-    try:
-        w.tables.prepare()  # once, before the writers start
-    except DBAPIError as error:
-        raise retry_if_transient(context, error)
-    began = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=w.writer.concurrent_writes, thread_name_prefix="audit-write") as pool:
-        futures = {key: pool.submit(step) for key, step in steps.items()}
-        outcomes = {key: future.exception() or future.result() for key, future in futures.items()}
-    # The writes overlap: the step's seconds are not the sum of theirs.
-    step_seconds = dg.MetadataValue.float(round(time.perf_counter() - began, 3))
-    for key, outcome in outcomes.items():
-        if isinstance(outcome, WriteResult):
-            metadata = {**write_metadata(report(context, outcome)), "step_seconds": step_seconds}
-            yield dg.MaterializeResult(asset_key=key, metadata=metadata)
-    for key, outcome in outcomes.items():  # after the materializations they may refer to
-        if isinstance(outcome, dg.AssetCheckResult):
-            yield dg.AssetCheckResult(
-                asset_key=key.asset_key, check_name=key.name,
-                passed=outcome.passed, severity=outcome.severity, metadata=outcome.metadata,
-            )
-    for outcome in outcomes.values():
-        if isinstance(outcome, DBAPIError):
-            raise retry_if_transient(context, outcome)
-        if isinstance(outcome, BaseException):
-            raise outcome
+) -> Iterator[Result]:
+    """Independent table writes (returning WriteResult) and source checks (AssetCheckResult) of a step,
+    at the same time (see run_tasks)."""
+    tasks = []
+    for key, step in steps.items():
+        if isinstance(key, dg.AssetCheckKey):
+            tasks.append(Task((key.asset_key.to_user_string(),), lambda step=step: [step()], check=key.name))
+        else:
+            tasks.append(write_task(key.to_user_string(), step))
+    yield from run_tasks(context, w, tasks)
 
 
 def retried_if_transient(check: Callable) -> Callable:
@@ -147,12 +235,13 @@ def retry_if_transient(context: dg.AssetExecutionContext, error: DBAPIError) -> 
     return retry
 
 
-def report(context: dg.AssetExecutionContext, result: WriteResult) -> WriteResult:
-    context.log.info(
-        f"{result.table}: {result.rows} rows, {result.tenants} tenants, {result.days} days "
-        f"in {result.seconds:.2f} s"
-    )
-    return result
+def report(context: dg.AssetExecutionContext, result: dg.MaterializeResult) -> None:
+    """One log line per table written: rows, tenants, days, seconds (those it reports)."""
+    m = {key: getattr(value, "value", value) for key, value in (result.metadata or {}).items()}
+    parts = [f"{m[key]} {label}" for key, label in (("dagster/row_count", "rows"), ("tenants", "tenants"), ("days", "days"))
+             if key in m]
+    seconds = f" in {m['seconds']:.2f} s" if "seconds" in m else ""
+    context.log.info(f"{result.asset_key.to_user_string()}: {', '.join(parts)}{seconds}")
 
 
 def write_metadata(result: WriteResult) -> dict:

@@ -4,32 +4,29 @@ import datetime as dt
 
 import dagster as dg
 
-from ..resources import DatabaseResource
+from ..partitions import daily_partitions
 from ..sql import changes as change_sql
 from ..sql.common import PREVIEW_ROWS
 from ..warehouse import Warehouse
-from ._run import run_days, write
-from .daily import GROUP, compliance_snapshot, daily, health_snapshot, severity_snapshot
+from ._run import Task, table_spec, write_task
 from .history import observation_history, requirement_history
-from ..catalog import table_metadata
-from ..partitions import daily_partitions
+from .snapshots import GROUP, compliance_snapshot, health_snapshot, severity_snapshot
 
-
-@dg.asset(
-    **daily,
-    group_name=GROUP,
-    kinds={"sql"},
-    # Computed from the record history alone; it follows the snapshots because its check holds the
-    # two together and its preview reads the health score of each day and the day before.
-    deps=[observation_history, requirement_history, severity_snapshot, compliance_snapshot, health_snapshot],
-    metadata=table_metadata("snapshot_change", daily_partitions),
-    description="Per tenant and day, every finding that opened, closed or changed severity and every requirement "
+snapshot_change = table_spec(
+    "snapshot_change", GROUP,
+    "Per tenant and day, every finding that opened, closed or changed severity and every requirement "
     "added or whose status changed, with the value before and after: why the day's counts and health moved.",
+    daily_partitions,
+    # Computed from the record history alone; its check holds it together with the two snapshots,
+    # and its preview reads the health score of each day and the day before.
+    deps=(observation_history, requirement_history, severity_snapshot, compliance_snapshot, health_snapshot),
 )
-def snapshot_change(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
-    start, end = run_days(context)
-    w = database.warehouse()
-    return write(context, lambda: w.writer.snapshot_change(start, end), lambda: change_metadata(w, start, end))
+
+
+def write_task_for(w: Warehouse, start: dt.date, end: dt.date) -> Task:
+    # The write needs only the history; the preview reads health_snapshot, so it waits for that too.
+    return write_task(snapshot_change, lambda: w.writer.snapshot_change(start, end), lambda: change_metadata(w, start, end),
+                      needs=("observation_history", "requirement_history", "health_snapshot"))
 
 
 def change_metadata(w: Warehouse, start: dt.date, end: dt.date) -> dict:

@@ -1,80 +1,85 @@
-"""The four daily snapshots: the world as it was at the end of each day in the reporting time zone."""
+"""Every daily table in one step: the record history, the snapshots, what changed, the trends and the
+comparison with the old job, written in dependency order, two at a time.
+
+Each table is an asset of its own (its own key, lineage, checks and partitions; any of them can be
+materialized alone), as the models of `dagster-dbt`'s `@dbt_assets` are: one step runs them in
+dependency order. The work is SQL in the database, Dagster's in-process executor runs one step at a
+time, and every step costs Dagster a few events; so the writes that do not read each other run at
+once on two connections (assets/_run.run_tasks), and each table's checks run right after its write,
+in the same step. A range of days is one run and the same few statements, whatever its length.
+"""
+
+import datetime as dt
 
 import dagster as dg
 
-from .. import source_checks
-from ..catalog import table_metadata
+from .. import output_checks, source_checks
 from ..partitions import daily_partitions
 from ..resources import DATABASE_POOL, DatabaseResource
-from ._run import run_days, table_spec, write, write_at_once
-from .history import observation_history, requirement_history
+from ..warehouse import Warehouse
+from . import changes, history, legacy, snapshots, trends
+from ._run import Task, run_tasks
 
-GROUP = "daily_snapshots"
-
-# A range of days is one run and one set of statements, whatever its length; the step works on the
-# application database, so it takes a slot of its pool.
-daily = dict(
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=DATABASE_POOL,
-)
-
-severity_snapshot = table_spec(
-    "severity_snapshot", GROUP, "Open observations per tenant and day, by severity as of the day's end.",
-    daily_partitions,
-    deps=(observation_history,),
-)
-compliance_snapshot = table_spec(
-    "compliance_snapshot", GROUP, "Compliance requirements per tenant and day, by status as of the day's end.",
-    daily_partitions,
-    deps=(requirement_history,),
-)
+SPECS = (*history.SPECS, *snapshots.SPECS, changes.snapshot_change, *trends.SPECS, legacy.legacy_snapshot_diff)
 
 
 @dg.multi_asset(
-    specs=[severity_snapshot, compliance_snapshot],
-    check_specs=source_checks.check_specs(severity_snapshot, compliance_snapshot),
+    name="daily_tables",
+    specs=SPECS,
+    check_specs=[
+        *history.check_specs,
+        *(check.spec for check in output_checks.OUTPUT_CHECKS),
+        *source_checks.check_specs(snapshots.severity_snapshot, snapshots.compliance_snapshot),
+    ],
     can_subset=True,
-    **daily,
-    description="Both snapshots counted from the record history, written at the same time.",
+    partitions_def=daily_partitions,
+    # A range of days is one run: one set of statements, whatever its length.
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    # The step works on the application database: it takes a slot of its pool.
+    pool=DATABASE_POOL,
+    description="The record history brought up to date, then every daily table of the run's days, with their checks.",
 )
-def log_snapshots(context: dg.AssetExecutionContext, database: DatabaseResource):
-    # The two statements are independent and each keeps one database core busy: run together on
-    # two connections, a run takes about as long as the slower one (compliance) instead of their sum.
+def daily_tables(context: dg.AssetExecutionContext, config: history.HistoryConfig, database: DatabaseResource):
     w = database.warehouse()
-    steps = {}
-    if context.selected_asset_keys:  # not a run of its source checks alone (no days then)
-        start, end = run_days(context)
-        writes = {
-            compliance_snapshot.key: lambda: w.writer.compliance_snapshot(start, end),
-            severity_snapshot.key: lambda: w.writer.severity_snapshot(start, end),
-        }
-        steps = {key: step for key, step in writes.items() if key in context.selected_asset_keys}
-    steps.update(source_checks.selected_checks(context, w, severity_snapshot, compliance_snapshot))
-    yield from write_at_once(context, w, steps)
+    yield from run_tasks(context, w, selected_tasks(context, w, config))
 
 
-@dg.asset(
-    **daily,
-    group_name=GROUP,
-    kinds={"sql"},
-    deps=[severity_snapshot, compliance_snapshot],
-    description="Severity, compliance and health scores.",
-    metadata=table_metadata("health_snapshot", daily_partitions),
-)
-def health_snapshot(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
-    start, end = run_days(context)
-    return write(context, lambda: database.warehouse().writer.health_snapshot(start, end))
+def selected_tasks(context: dg.AssetExecutionContext, w: Warehouse, config: history.HistoryConfig) -> list[Task]:
+    """The run's selected writes and checks, the longest first among those that can start together."""
+    selected = {key.to_user_string() for key in context.selected_asset_keys}
+    days = run_days(context)
+    tasks = []
+    if selected & set(history.TABLES):
+        tasks.append(history.update_task(context, w, config))
+    else:
+        tasks += [history.check_task(w, spec.key.path[-1]) for spec, check in zip(history.SPECS, history.check_specs)
+                  if check.key in context.selected_asset_check_keys]
+    # The checks of the sources read nothing the step writes: they run beside the history's update.
+    tasks += [Task((key.asset_key.to_user_string(),), lambda evaluate=evaluate: [evaluate()], check=key.name)
+              for key, evaluate in source_checks.selected_checks(context, w, snapshots.severity_snapshot,
+                                                                 snapshots.compliance_snapshot).items()]
+    if days is not None:
+        start, end = days
+        tasks += snapshots.write_tasks(w, start, end)
+        tasks += [changes.write_task_for(w, start, end), legacy.write_task_for(context, w, start, end)]
+        tasks += trends.write_tasks(w, start, end)
+    tasks = [t for t in tasks if t.check is not None or set(t.tables) & selected]
+    for check in output_checks.OUTPUT_CHECKS:
+        if check.key in context.selected_asset_check_keys:
+            tasks.append(check_task(w, check, days))
+    return tasks
 
 
-@dg.asset(
-    **daily,
-    group_name=GROUP,
-    kinds={"sql"},
-    deps=[severity_snapshot, compliance_snapshot, health_snapshot],
-    description="The dashboard's metrics JSON, captured_at the end of the day it describes.",
-    metadata=table_metadata("dashboard_snapshot", daily_partitions),
-)
-def dashboard_snapshot(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
-    start, end = run_days(context)
-    return write(context, lambda: database.warehouse().writer.dashboard_snapshot(start, end))
+def check_task(w: Warehouse, check: output_checks.OutputCheck, days: tuple[dt.date, dt.date] | None) -> Task:
+    # The identity check reads both snapshots beside its own table.
+    reads = ("severity_snapshot", "compliance_snapshot") if check is output_checks.COUNTS_FOLLOW_FROM_CHANGES else ()
+    return Task((check.asset,), lambda: [check.evaluate(w, days)], needs=reads, check=check.name, blocking=check.blocking)
+
+
+def run_days(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date] | None:
+    """First and last day (inclusive) of the run: one partition or a single-run range; None when the
+    run has no days (its checks alone, executed outside a partitioned run: they read every day)."""
+    if not (context.has_partition_key or context.has_partition_key_range):
+        return None
+    keys = context.partition_key_range
+    return dt.date.fromisoformat(keys.start), dt.date.fromisoformat(keys.end)

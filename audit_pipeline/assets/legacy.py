@@ -8,35 +8,28 @@ from decimal import Decimal
 import dagster as dg
 
 from ..calendar import local_date, parse_day, parse_instant
-from ..catalog import table_metadata
 from ..partitions import daily_partitions
-from ..resources import DatabaseResource
 from ..settings import LEGACY_SNAPSHOT_TABLE_VAR
 from ..sql import legacy
 from ..warehouse import Warehouse
-from ._run import markdown_table, run_days, write
-from .daily import daily, dashboard_snapshot
+from ._run import Task, markdown_table, table_spec, write_task
+from .snapshots import dashboard_snapshot
 
 GROUP = "cutover"
 WORST_DAYS = 10
 
-
-@dg.asset(
-    **daily,
-    group_name=GROUP,
-    kinds={"sql"},
-    deps=[dashboard_snapshot],
-    metadata=table_metadata("legacy_snapshot_diff", daily_partitions),
-    description=(
-        "The old cron job's DashboardSnapshot rows against dashboard_snapshot: one row per tenant, day "
-        "and metric that differ, with the audit_log rows between the day's end and the old job's run. "
-        "The old table is only read; without it nothing is compared."
-    ),
+legacy_snapshot_diff = table_spec(
+    "legacy_snapshot_diff", GROUP,
+    "The old cron job's DashboardSnapshot rows against dashboard_snapshot: one row per tenant, day "
+    "and metric that differ, with the audit_log rows between the day's end and the old job's run. "
+    "The old table is only read; without it nothing is compared.",
+    daily_partitions, deps=(dashboard_snapshot,),
 )
-def legacy_snapshot_diff(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
-    start, end = run_days(context)
-    w = database.warehouse()
-    return write(context, lambda: w.writer.legacy_snapshot_diff(start, end), lambda: comparison_report(context, w, start, end))
+
+
+def write_task_for(context: dg.AssetExecutionContext, w: Warehouse, start: dt.date, end: dt.date) -> Task:
+    return write_task(legacy_snapshot_diff, lambda: w.writer.legacy_snapshot_diff(start, end),
+                      lambda: comparison_report(context, w, start, end), needs=("dashboard_snapshot",))
 
 
 @dataclass(frozen=True)

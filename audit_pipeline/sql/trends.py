@@ -36,12 +36,15 @@ def compliance_trend_daily(d: Dialect, target: str, compliance: str) -> str:
 
 
 def severity_trend_quarterly(d: Dialect, target: str, severity: str) -> str:
+    """The rows of the quarters from :range_start to the day before :range_after (whole quarters:
+    the calendar holds their days), each from the latest snapshot of its quarter."""
     # The latest day per tenant and quarter is found on narrow rows (a hash aggregate); only those
     # few snapshots are then read whole, instead of sorting every snapshot row.
     return f"""
     WITH latest AS (
         SELECT s.tenant_id, cal.fiscal_year, cal.fiscal_quarter, max(s.snapshot_date) AS as_of_date
         FROM {severity} s JOIN {CALENDAR} cal ON cal.day = s.snapshot_date
+        WHERE s.snapshot_date >= :range_start AND s.snapshot_date < :range_after
         GROUP BY s.tenant_id, cal.fiscal_year, cal.fiscal_quarter
     )
     INSERT INTO {target} (tenant_id, fiscal_year, fiscal_quarter, quarter_label, quarter_start,
