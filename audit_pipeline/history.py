@@ -13,6 +13,7 @@ rebuild is the cheaper way.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -25,6 +26,8 @@ from .tables import LOG_ID
 from .warehouse import Warehouse
 
 CONSUMER = "record_history"
+# Kept in the position's JSON beside the log reader's fields: each history table's row count.
+ROWS = "rows"
 # Above this many new log rows, parsing the whole log again is cheaper than touching records one set
 # at a time (and keeps the rows read in one go bounded).
 MAX_UPDATE_ROWS = 200_000
@@ -81,26 +84,33 @@ def update_record_history(w: Warehouse, full_rebuild: bool = False, now: float |
             for kind, target in histories.items():
                 conn.execute(text(w.dialect.empty(target)))
                 conn.execute(text(sql.insert_history(w.dialect, kind, target, log_values, only_touched=False)), params)
+                conn.execute(text(f"ANALYZE {target}"))  # the snapshots' plans read its new size
             problems = _problems(conn, w, histories, only_touched=False)
             records, log_rows, given_up = None, _count(conn, log_values), ()
+            rows = {kind.history: _count(conn, target) for kind, target in histories.items()}
         else:
             position, given_up, problems = batch.position, batch.given_up, {kind.history: [] for kind in sql.KINDS}
             touched = {(table, record) for _, table, record in batch.rows if table in {k.log_table for k in sql.KINDS}}
+            # Each table's rows are counted once, then kept up to date with the runs of the touched
+            # records: counting a whole history every night would cost what the history holds.
+            rows = _saved_rows(saved.position) or {kind.history: _count(conn, target) for kind, target in histories.items()}
             if touched:
                 _fill_temporary(conn, batch.ids, touched)
                 conn.execute(text(sql.load_log_values(w.dialect, log_values, only_new=True)), params)
                 for kind, target in histories.items():
+                    count_touched = text(f"SELECT count(*) FROM {target} WHERE {sql.touched_runs(kind)}")
+                    rows[kind.history] -= conn.execute(count_touched).scalar_one()
                     conn.execute(text(sql.delete_touched_history(kind, target)))
                     conn.execute(text(sql.insert_history(w.dialect, kind, target, log_values, only_touched=True)), params)
+                    rows[kind.history] += conn.execute(count_touched).scalar_one()
                 problems = _problems(conn, w, histories, only_touched=True)
                 _drop_temporary(conn)
             records, log_rows = len(touched), len(batch.rows)
         conn.execute(text(f"DELETE FROM {positions} WHERE consumer = :consumer"), {"consumer": CONSUMER})
         conn.execute(
             text(f"INSERT INTO {positions} (consumer, position, timezone) VALUES (:consumer, :position, :tz)"),
-            {"consumer": CONSUMER, "position": position.to_json(), "tz": w.settings.timezone},
+            {"consumer": CONSUMER, "position": json.dumps({**json.loads(position.to_json()), ROWS: rows}), "tz": w.settings.timezone},
         )
-        rows = {kind.history: _count(conn, target) for kind, target in histories.items()}
     return HistoryUpdate(
         "update" if batch is not None else "rebuild", reason or "new log rows", log_rows, records, rows,
         problems, position, given_up, time.perf_counter() - began,
@@ -138,6 +148,12 @@ def _fill_temporary(conn: Connection, ids: list[int], touched: set[tuple[str, st
 def _drop_temporary(conn: Connection) -> None:
     for table in (new_log_ids, touched_records):
         table.drop(conn, checkfirst=True)
+
+
+def _saved_rows(position: str) -> dict[str, int] | None:
+    """The history tables' row counts the last update left beside its log position (None: not kept)."""
+    rows = json.loads(position).get(ROWS) if position.lstrip().startswith("{") else None
+    return dict(rows) if rows else None
 
 
 def _count(conn: Connection, table: str) -> int:

@@ -44,29 +44,6 @@ def tenant_day_grid() -> str:
     )"""
 
 
-def steps(intervals: str, categories: dict[str, str]) -> str:
-    """CTE `steps(tenant_id, day, <category>...)`: +1 / -1 per interval of `intervals`.
-
-    `intervals` has (tenant_id, first_day, end_day, ...); `categories` maps a column name to the
-    condition under which an interval counts in it.
-    """
-    sums = ",\n".join(
-        f"               sum(CASE WHEN {condition} THEN change ELSE 0 END) AS {name}"
-        for name, condition in categories.items()
-    )
-    return f"""
-    steps AS (
-        SELECT tenant_id, day,
-{sums}
-        FROM (
-            SELECT i.*, first_day AS day, 1 AS change FROM {intervals} i WHERE first_day < end_day
-            UNION ALL
-            SELECT i.*, end_day, -1 FROM {intervals} i WHERE first_day < end_day AND end_day < :range_after
-        ) AS signed
-        GROUP BY tenant_id, day
-    )"""
-
-
 def running_counts(d: Dialect, columns: list[str]) -> str:
     """Every grid day's counts: the running sums of the steps up to that day."""
     sums = ",\n".join(

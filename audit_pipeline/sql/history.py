@@ -78,8 +78,13 @@ def touched(kind: RecordKind) -> str:
     return f"SELECT record_id FROM {TOUCHED_RECORDS} WHERE record_table = '{kind.log_table}'"
 
 
+def touched_runs(kind: RecordKind) -> str:
+    """The condition on a history table's rows: those of the records an update derives again."""
+    return f"{kind.id_column} IN ({touched(kind)})"
+
+
 def delete_touched_history(kind: RecordKind, target: str) -> str:
-    return f"DELETE FROM {target} WHERE {kind.id_column} IN ({touched(kind)})"
+    return f"DELETE FROM {target} WHERE {touched_runs(kind)}"
 
 
 def insert_history(d: Dialect, kind: RecordKind, target: str, log_values: str, only_touched: bool) -> str:

@@ -9,7 +9,7 @@ range + tenants x days); a one-day run reads only the runs open on that day.
 from __future__ import annotations
 
 from ..dialect import Dialect
-from .common import CALENDAR, SEVERITIES, onboarded_tenants, percent_x100, running_counts, steps, tenant_day_grid
+from .common import CALENDAR, SEVERITIES, onboarded_tenants, percent_x100, running_counts, tenant_day_grid
 
 
 # What each count column counts, as a condition on a place's value (`{v}`): the contract's rules,
@@ -24,19 +24,54 @@ def counted(counts: dict[str, str], value: str) -> dict[str, str]:
     return {column: condition.format(v=value) for column, condition in counts.items()}
 
 
-def _runs_in_range(d: Dialect, history: str, value_column: str) -> str:
-    """CTE `runs_in_range(tenant_id, first_day, end_day, value)`: the history runs of onboarded
-    tenants, cut to the days they are in the snapshots and to the run's range (end_day exclusive).
-    Read twice (each run's first and end day), and scanned twice rather than stored: an index scan of
-    the history is cheaper than writing its rows out and reading them back."""
+def _runs(d: Dialect, history: str, value_column: str) -> str:
+    """CTEs `starting(tenant_id, day, value, n)` and `ending(...)`: of the history runs of onboarded
+    tenants, cut to the days they are in the snapshots and to the run's range, how many start and
+    how many end on each day, per value.
+
+    A run that overlaps the range counts from its first day in it (its tenant's first day if later);
+    one that ends inside the range stops counting on its end day. The runs are counted by day and
+    value before they meet the tenants: a night reads every run open that day (every requirement
+    ever created) but joins a few rows per tenant. Runs that end are found by the index on valid_to,
+    not by reading every open run again.
+    """
+    first_day = d.greatest("h.valid_from", "t.first_day", ":range_start")
     return f"""
-    runs_in_range AS {d.inlined} (
-        SELECT h.tenant_id,
-               {d.greatest('h.valid_from', 't.first_day', ':range_start')} AS first_day,
-               {d.least('coalesce(h.valid_to, :day_max)', ':range_after')} AS end_day,
-               h.{value_column} AS value
+    starting AS (
+        SELECT tenant_id, day, value, count(*) AS n FROM (
+            SELECT h.tenant_id, {first_day} AS day, h.{value_column} AS value,
+                   {d.least('coalesce(h.valid_to, :day_max)', ':range_after')} AS end_day
+            FROM {history} h JOIN onboarded t ON t.id = h.tenant_id
+            WHERE h.valid_from < :range_after AND (h.valid_to IS NULL OR h.valid_to > :range_start)
+        ) AS overlapping
+        WHERE day < end_day
+        GROUP BY tenant_id, day, value
+    ),
+    ending AS (
+        -- few on a night, and mostly one per (tenant, day, value) over a long range: not grouped
+        SELECT h.tenant_id, h.valid_to AS day, h.{value_column} AS value, 1 AS n
         FROM {history} h JOIN onboarded t ON t.id = h.tenant_id
-        WHERE h.valid_from < :range_after AND (h.valid_to IS NULL OR h.valid_to > :range_start)
+        WHERE h.valid_to > :range_start AND h.valid_to < :range_after AND {first_day} < h.valid_to
+    )"""
+
+
+def _steps(categories: dict[str, str]) -> str:
+    """CTE `steps(tenant_id, day, <category>...)`: per tenant and day, how each count changes (the
+    runs of the category starting that day, less those ending). `categories` maps a column name to
+    the condition under which a run's value counts in it."""
+    sums = ",\n".join(
+        f"               sum(CASE WHEN {condition} THEN n ELSE 0 END) AS {name}" for name, condition in categories.items()
+    )
+    return f"""
+    steps AS (
+        SELECT tenant_id, day,
+{sums}
+        FROM (
+            SELECT tenant_id, day, value, n FROM starting
+            UNION ALL
+            SELECT tenant_id, day, value, -n FROM ending
+        ) AS signed
+        GROUP BY tenant_id, day
     )"""
 
 
@@ -46,8 +81,8 @@ def _daily_counts(d: Dialect, history: str, value_column: str, counts: dict[str,
     categories = counted(counts, "value")
     return f"""
     {onboarded_tenants(d)},
-    {_runs_in_range(d, history, value_column)},
-    {steps('runs_in_range', categories)},
+    {_runs(d, history, value_column)},
+    {_steps(categories)},
     {tenant_day_grid()},
     counts AS ({running_counts(d, list(categories))}
     )"""
