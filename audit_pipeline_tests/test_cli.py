@@ -39,6 +39,16 @@ def test_backfill_records_the_run_in_dagster_home_and_prints_a_summary(engine, d
         runs = instance.get_runs()
         assert len(runs) == 1 and runs[0].status == dg.DagsterRunStatus.SUCCESS
         assert runs[0].tags["dagster/asset_partition_range_start"] == "2024-06-01"
+        # The local instance (the CLI made it: its event log writes a range in batches) has every day
+        # of every daily asset, each once, and each asset's latest materialization is the last day's.
+        assert type(instance.event_log_storage).__name__ == "BatchingSqliteEventLogStorage"
+        days = {f"2024-06-{day:02}" for day in range(1, 31)}
+        for asset in ("severity_snapshot", "observation_history", "legacy_snapshot_diff"):
+            key = dg.AssetKey(asset)
+            assert set(instance.get_materialized_partitions(key)) == days
+            records = instance.fetch_materializations(key, limit=100).records
+            assert sorted(r.partition_key for r in records) == sorted(days)
+            assert instance.get_latest_materialization_event(key).dagster_event.partition == "2024-06-30"
 
 
 def test_the_history_is_updated_from_new_log_rows_and_rebuilt_on_request(engine, db_url, tmp_path):
