@@ -182,11 +182,17 @@ def test_a_failed_blocking_check_stops_what_reads_the_table_and_fails_the_run(en
     assert not result.success
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
     assert [(e.asset_key.to_user_string(), e.check_name) for e in failed] == [("severity_snapshot", "one_row_per_tenant_and_day")]
-    written = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    written = {e.asset_key.to_user_string(): e for e in result.get_asset_materialization_events()}
     # compliance does not read severity: written; health and the dashboard read it: not written.
-    assert {"severity_snapshot", "compliance_snapshot"} <= written
-    assert not written & {"health_snapshot", "dashboard_snapshot", "snapshot_change"}
+    assert {"severity_snapshot", "compliance_snapshot"} <= set(written)
+    assert not set(written) & {"health_snapshot", "dashboard_snapshot"}
     assert count_rows(engine, "health_snapshot") == 0
+    # What changed is read off the history alone: written; its preview (health before and after)
+    # and its check (which reads the snapshots' counts) are not.
+    change = written["snapshot_change"].event_specific_data.materialization.metadata
+    assert "dagster/row_count" in change and not any(name.startswith("largest movements") for name in change)
+    evaluated = {e.asset_check_key.to_user_string() for e in result.get_asset_check_evaluations()}
+    assert "snapshot_change:counts_follow_from_changes" not in evaluated
 
 
 def count_rows(engine, table):

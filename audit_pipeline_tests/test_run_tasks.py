@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import dagster as dg
 import pytest
 
-from audit_pipeline.assets._run import Task, run_tasks
+from audit_pipeline.assets._run import Task, preview_task, run_tasks
 
 
 class Clock:
@@ -129,3 +129,12 @@ def test_an_error_stops_new_work_lets_running_work_finish_and_is_raised_after_wh
             results.append(result)
     assert written(results) == {"longer"}
     assert set(clock.spans) == {"fails", "longer"}
+
+
+def test_a_preview_waits_for_what_it_shows_and_joins_its_tables_materialization():
+    clock = Clock()
+    write = Task(("change",), lambda: [dg.MaterializeResult(asset_key="change", metadata={"dagster/row_count": 3})])
+    preview = preview_task(dg.AssetSpec("change"), lambda: {"largest movements": "md"}, needs=("health",))
+    results = run([write, preview, needing(clock.write("health", 0.1), "snapshot"), clock.write("snapshot", 0.1)])
+    [change] = [r for r in results if r.asset_key == dg.AssetKey("change")]
+    assert {k: getattr(v, "value", v) for k, v in change.metadata.items() if k != "step_seconds"} == {"dagster/row_count": 3, "largest movements": "md"}

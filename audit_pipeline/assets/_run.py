@@ -81,14 +81,17 @@ class Task:
     results stops whatever reads its tables.
     """
 
-    tables: tuple[str, ...]  # the tables it writes, or the one table it checks
+    tables: tuple[str, ...]  # the tables it writes, or the one table it checks (none: a preview)
     work: Callable[[], list[Result]]
     needs: tuple[str, ...] = ()
     check: str | None = None
     blocking: bool = False
+    preview_of: str = ""  # the table whose preview it reads (then it writes no table)
 
     @property
     def name(self) -> str:
+        if self.preview_of:
+            return f"{self.preview_of}:preview"
         return "+".join(self.tables) + (f":{self.check}" if self.check else "")
 
 
@@ -105,6 +108,14 @@ def write_task(asset: dg.AssetSpec | str, write: Callable[[], WriteResult], prev
         return [dg.MaterializeResult(asset_key=key, metadata=metadata)]
 
     return Task((key,), work, needs)
+
+
+def preview_task(asset: dg.AssetSpec, preview: Callable[[], dict], needs: tuple[str, ...]) -> Task:
+    """A table's preview, read once the table and what else it shows (`needs`) are written; its
+    metadata joins the table's materialization. Apart from the write, so that the write need not
+    wait for what only its preview reads."""
+    key = asset.key.to_user_string()
+    return Task((), lambda: [dg.MaterializeResult(asset_key=key, metadata=preview())], (key, *needs), preview_of=key)
 
 
 def run_tasks(context: dg.AssetExecutionContext, w: Warehouse, tasks: list[Task]) -> Iterator[Result]:
@@ -167,13 +178,20 @@ def run_tasks(context: dg.AssetExecutionContext, w: Warehouse, tasks: list[Task]
     # The writes overlap: the step's seconds on the database are not the sum of theirs.
     step_seconds = dg.MetadataValue.float(round(time.perf_counter() - began, 3))
     # A task may write more than the run selected (the two history tables are updated together):
-    # only what was selected is reported.
+    # only what was selected is reported. A preview's metadata joins its table's materialization.
     assets, checks = context.selected_asset_keys, context.selected_asset_check_keys
+    materialized: dict[dg.AssetKey, dict] = {}
     for task, _, results in finished:
         for result in results:
-            if isinstance(result, dg.MaterializeResult) and dg.AssetKey.from_coercible(result.asset_key) in assets:
-                report(context, result)
-                yield dg.MaterializeResult(asset_key=result.asset_key, metadata={**(result.metadata or {}), "step_seconds": step_seconds})
+            key = dg.AssetKey.from_coercible(result.asset_key) if isinstance(result, dg.MaterializeResult) else None
+            if key in assets:
+                materialized.setdefault(key, {}).update(result.metadata or {})
+    # Dagster takes a multi-asset's materializations in the order of its specs (topological).
+    specs = list(context.assets_def.keys_by_output_name.values()) if hasattr(context, "assets_def") else []
+    for key, metadata in sorted(materialized.items(), key=lambda item: specs.index(item[0]) if item[0] in specs else 0):
+        result = dg.MaterializeResult(asset_key=key, metadata={**metadata, "step_seconds": step_seconds})
+        report(context, result)
+        yield result
     for task, seconds, results in finished:  # after the materializations they refer to
         for result in results:
             if not isinstance(result, dg.AssetCheckResult):

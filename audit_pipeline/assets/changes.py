@@ -8,7 +8,7 @@ from ..partitions import daily_partitions
 from ..sql import changes as change_sql
 from ..sql.common import PREVIEW_ROWS
 from ..warehouse import Warehouse
-from ._run import Task, table_spec, write_task
+from ._run import Task, preview_task, table_spec, write_task
 from .history import observation_history, requirement_history
 from .snapshots import GROUP, compliance_snapshot, health_snapshot, severity_snapshot
 
@@ -23,10 +23,14 @@ snapshot_change = table_spec(
 )
 
 
-def write_task_for(w: Warehouse, start: dt.date, end: dt.date) -> Task:
-    # The write needs only the history; the preview reads health_snapshot, so it waits for that too.
-    return write_task(snapshot_change, lambda: w.writer.snapshot_change(start, end), lambda: change_metadata(w, start, end),
-                      needs=("observation_history", "requirement_history", "health_snapshot"))
+def write_tasks(w: Warehouse, start: dt.date, end: dt.date) -> list[Task]:
+    # The write reads the history alone; its preview reads the health scores too: apart, so that
+    # the write need not wait for the snapshots.
+    return [
+        write_task(snapshot_change, lambda: w.writer.snapshot_change(start, end),
+                   needs=("observation_history", "requirement_history")),
+        preview_task(snapshot_change, lambda: change_metadata(w, start, end), needs=("health_snapshot",)),
+    ]
 
 
 def change_metadata(w: Warehouse, start: dt.date, end: dt.date) -> dict:

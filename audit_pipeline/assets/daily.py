@@ -45,29 +45,39 @@ def daily_tables(context: dg.AssetExecutionContext, config: history.HistoryConfi
 
 
 def selected_tasks(context: dg.AssetExecutionContext, w: Warehouse, config: history.HistoryConfig) -> list[Task]:
-    """The run's selected writes and checks, the longest first among those that can start together."""
+    """The run's selected writes and checks, in the order they are started when ready: the record
+    history; the checks of the sources beside it (they read nothing the step writes); then each
+    table's write followed by its checks (a blocking one holds up what reads the table), the heads
+    of the longest chains first."""
     selected = {key.to_user_string() for key in context.selected_asset_keys}
-    days = run_days(context)
-    tasks = []
     if selected & set(history.TABLES):
-        tasks.append(history.update_task(context, w, config))
+        tasks = [history.update_task(context, w, config)]
     else:
-        tasks += [history.check_task(w, spec.key.path[-1]) for spec, check in zip(history.SPECS, history.check_specs)
-                  if check.key in context.selected_asset_check_keys]
-    # The checks of the sources read nothing the step writes: they run beside the history's update.
+        tasks = [history.check_task(w, spec.key.path[-1]) for spec, check in zip(history.SPECS, history.check_specs)
+                 if check.key in context.selected_asset_check_keys]
     tasks += [Task((key.asset_key.to_user_string(),), lambda evaluate=evaluate: [evaluate()], check=key.name)
               for key, evaluate in source_checks.selected_checks(context, w, snapshots.severity_snapshot,
                                                                  snapshots.compliance_snapshot).items()]
+    days = run_days(context)
+    writes = []
     if days is not None:
         start, end = days
-        tasks += snapshots.write_tasks(w, start, end)
-        tasks += [changes.write_task_for(w, start, end), legacy.write_task_for(context, w, start, end)]
-        tasks += trends.write_tasks(w, start, end)
-    tasks = [t for t in tasks if t.check is not None or set(t.tables) & selected]
-    for check in output_checks.OUTPUT_CHECKS:
-        if check.key in context.selected_asset_check_keys:
-            tasks.append(check_task(w, check, days))
-    return tasks
+        writes = [*changes.write_tasks(w, start, end), *snapshots.write_tasks(w, start, end),
+                  *trends.write_tasks(w, start, end), legacy.write_task_for(context, w, start, end)]
+    written = {t.preview_of or t.tables[0]: [] for t in writes}
+    for task in writes:
+        if (task.preview_of or task.tables[0]) in selected:
+            written[task.preview_of or task.tables[0]].append(task)
+    checks = [check_task(w, c, days) for c in output_checks.OUTPUT_CHECKS if c.key in context.selected_asset_check_keys]
+    for table in [*ORDER, *(t for t in written if t not in ORDER)]:
+        tasks += written.get(table, []) + [c for c in checks if c.tables[0] == table]
+    return tasks + [c for c in checks if c.tables[0] not in written]
+
+
+# Which table's write (and checks) starts first when several are ready: the heads of the longest
+# chains (what changed -> its check; the snapshots -> health -> the dashboard -> the old job's diff).
+ORDER = ("snapshot_change", "compliance_snapshot", "severity_snapshot", "health_snapshot", "compliance_trend_daily",
+         "dashboard_snapshot", "legacy_snapshot_diff", "severity_trend_quarterly")
 
 
 def check_task(w: Warehouse, check: output_checks.OutputCheck, days: tuple[dt.date, dt.date] | None) -> Task:
