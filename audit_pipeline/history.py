@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy import Column, Connection, MetaData, Table, Text, text
@@ -58,62 +59,128 @@ def update_record_history(w: Warehouse, full_rebuild: bool = False, now: float |
     began = time.perf_counter()
     log_values, positions = w.tables.ref("history_log_value"), w.tables.ref("history_log_position")
     histories = {kind: w.tables.ref(kind.history) for kind in sql.KINDS}
-    with w.engine.begin() as conn:
-        for table in (positions, log_values, *histories.values()):
-            w.tables.lock(conn, table)
-        w.tables.session_setup(conn)
-        saved = conn.execute(
-            text(f"SELECT position, timezone FROM {positions} WHERE consumer = :consumer"), {"consumer": CONSUMER}
-        ).first()
-        reason, batch = _rebuild_reason(full_rebuild, saved, w.settings.timezone), None
-        if reason is None:
-            batch = read_new_rows(conn, LogPosition.from_json(saved.position), "id, table_name, record_id", MAX_UPDATE_ROWS, now)
-            if len(batch.rows) >= MAX_UPDATE_ROWS:
-                reason, batch = f"more than {MAX_UPDATE_ROWS:,} new log rows", None
-        params = w.tables.common_params()
-        if batch is None:
-            position = start_position(conn, now)
-            conn.execute(text(w.dialect.empty(log_values)))
-            indexes = w.tables.metadata.tables[w.tables.key("history_log_value")].indexes
-            for index in indexes:
-                index.drop(conn)
-            conn.execute(text(sql.load_log_values(w.dialect, log_values, only_new=False)), params)
-            for index in indexes:
-                index.create(conn)
-            conn.execute(text(f"ANALYZE {log_values}"))  # the next statements' plans depend on its size
-            for kind, target in histories.items():
-                conn.execute(text(w.dialect.empty(target)))
-                conn.execute(text(sql.insert_history(w.dialect, kind, target, log_values, only_touched=False)), params)
-                conn.execute(text(f"ANALYZE {target}"))  # the snapshots' plans read its new size
-            problems = _problems(conn, w, histories, only_touched=False)
-            records, log_rows, given_up = None, _count(conn, log_values), ()
-            rows = {kind.history: _count(conn, target) for kind, target in histories.items()}
-        else:
-            position, given_up, problems = batch.position, batch.given_up, {kind.history: [] for kind in sql.KINDS}
-            touched = {(table, record) for _, table, record in batch.rows if table in {k.log_table for k in sql.KINDS}}
-            # Each table's rows are counted once, then kept up to date with the runs of the touched
-            # records: counting a whole history every night would cost what the history holds.
-            rows = _saved_rows(saved.position) or {kind.history: _count(conn, target) for kind, target in histories.items()}
-            if touched:
-                _fill_temporary(conn, batch.ids, touched)
-                conn.execute(text(sql.load_log_values(w.dialect, log_values, only_new=True)), params)
-                for kind, target in histories.items():
-                    count_touched = text(f"SELECT count(*) FROM {target} WHERE {sql.touched_runs(kind)}")
-                    rows[kind.history] -= conn.execute(count_touched).scalar_one()
-                    conn.execute(text(sql.delete_touched_history(kind, target)))
-                    conn.execute(text(sql.insert_history(w.dialect, kind, target, log_values, only_touched=True)), params)
-                    rows[kind.history] += conn.execute(count_touched).scalar_one()
-                problems = _problems(conn, w, histories, only_touched=True)
-                _drop_temporary(conn)
-            records, log_rows = len(touched), len(batch.rows)
-        conn.execute(text(f"DELETE FROM {positions} WHERE consumer = :consumer"), {"consumer": CONSUMER})
-        conn.execute(
-            text(f"INSERT INTO {positions} (consumer, position, timezone) VALUES (:consumer, :position, :tz)"),
-            {"consumer": CONSUMER, "position": json.dumps({**json.loads(position.to_json()), ROWS: rows}), "tz": w.settings.timezone},
-        )
+    params = w.tables.common_params()
+    with w.engine.connect() as conn, w.tables.updating_history(conn):
+        with conn.begin():
+            for table in (positions, log_values, *histories.values()):
+                w.tables.lock(conn, table)
+            w.tables.session_setup(conn)
+            saved = conn.execute(
+                text(f"SELECT position, timezone FROM {positions} WHERE consumer = :consumer"), {"consumer": CONSUMER}
+            ).first()
+            reason, batch = _rebuild_reason(full_rebuild, saved, w.settings.timezone), None
+            if reason is None:
+                batch = read_new_rows(conn, LogPosition.from_json(saved.position), "id, table_name, record_id", MAX_UPDATE_ROWS, now)
+                if len(batch.rows) >= MAX_UPDATE_ROWS:
+                    reason, batch = f"more than {MAX_UPDATE_ROWS:,} new log rows", None
+            if batch is not None:
+                position, given_up = batch.position, batch.given_up
+                records, rows, problems = _update(conn, w, batch, saved.position, histories, log_values, params)
+                log_rows = len(batch.rows)
+            else:
+                position, given_up, records = start_position(conn, now), (), None
+                if w.writer.concurrent_writes == 1:
+                    rows, problems, log_rows = _rebuild(conn, w, histories, log_values, params)
+            if batch is not None or w.writer.concurrent_writes == 1:
+                _save_position(conn, positions, position, rows, w.settings.timezone)
+        if batch is None and w.writer.concurrent_writes > 1:
+            rows, problems, log_rows = _rebuild_at_once(conn, w, histories, log_values, positions, params)
+            with conn.begin():
+                _save_position(conn, positions, position, rows, w.settings.timezone)
     return HistoryUpdate(
         "update" if batch is not None else "rebuild", reason or "new log rows", log_rows, records, rows,
         problems, position, given_up, time.perf_counter() - began,
+    )
+
+
+def _update(conn: Connection, w: Warehouse, batch, saved_position: str, histories: dict, log_values: str, params: dict):
+    """The new log rows parsed, and the history of the records they touch derived again."""
+    problems = {kind.history: [] for kind in sql.KINDS}
+    touched = {(table, record) for _, table, record in batch.rows if table in {k.log_table for k in sql.KINDS}}
+    # Each table's rows are counted once, then kept up to date with the runs of the touched
+    # records: counting a whole history every night would cost what the history holds.
+    rows = _saved_rows(saved_position) or {kind.history: _count(conn, target) for kind, target in histories.items()}
+    if touched:
+        _fill_temporary(conn, batch.ids, touched)
+        conn.execute(text(sql.load_log_values(w.dialect, log_values, only_new=True)), params)
+        for kind, target in histories.items():
+            count_touched = text(f"SELECT count(*) FROM {target} WHERE {sql.touched_runs(kind)}")
+            rows[kind.history] -= conn.execute(count_touched).scalar_one()
+            conn.execute(text(sql.delete_touched_history(kind, target)))
+            conn.execute(text(sql.insert_history(w.dialect, kind, target, log_values, only_touched=True)), params)
+            rows[kind.history] += conn.execute(count_touched).scalar_one()
+        problems = _problems(conn, w, histories, only_touched=True)
+        _drop_temporary(conn)
+    return len(touched), rows, problems
+
+
+def _rebuild(conn: Connection, w: Warehouse, histories: dict, log_values: str, params: dict):
+    """The whole log parsed and every record derived, in the caller's transaction (one writer)."""
+    _empty(conn, w, histories, log_values)
+    conn.execute(text(sql.load_log_values(w.dialect, log_values, only_new=False)), params)
+    _index(conn, w, log_values)
+    rows, problems = {}, {}
+    for kind, target in histories.items():
+        rows[kind.history], problems[kind.history] = _derive(conn, w, kind, target, log_values, params)
+    return rows, problems, _count(conn, log_values)
+
+
+def _rebuild_at_once(conn: Connection, w: Warehouse, histories: dict, log_values: str, positions: str, params: dict):
+    """A rebuild on two connections at once: each kind's log rows parsed, then each kind's history
+    derived, in transactions of their own. The position is deleted first and saved last, so a
+    failure half-way leaves "no history yet" (the next run rebuilds); the caller's lock on the
+    history keeps every reader out until it is done (OutputTables.updating_history)."""
+    with conn.begin():
+        conn.execute(text(f"DELETE FROM {positions} WHERE consumer = :consumer"), {"consumer": CONSUMER})
+        _empty(conn, w, histories, log_values)
+
+    def in_transaction(work):
+        with w.engine.begin() as worker:
+            w.tables.session_setup(worker)
+            return work(worker)
+
+    with ThreadPoolExecutor(max_workers=w.writer.concurrent_writes, thread_name_prefix="audit-history") as pool:
+        loads = [pool.submit(in_transaction, lambda c, kind=kind: c.execute(
+            text(sql.load_log_values(w.dialect, log_values, only_new=False, kinds=(kind,))), params)) for kind in histories]
+        for load in loads:
+            load.result()
+        with conn.begin():
+            _index(conn, w, log_values)
+        derived = {kind: pool.submit(in_transaction, lambda c, kind=kind, target=target: _derive(c, w, kind, target, log_values, params))
+                   for kind, target in histories.items()}
+        results = {kind.history: future.result() for kind, future in derived.items()}
+    with conn.begin():
+        log_rows = _count(conn, log_values)
+    return {table: rows for table, (rows, _) in results.items()}, {table: found for table, (_, found) in results.items()}, log_rows
+
+
+def _empty(conn: Connection, w: Warehouse, histories: dict, log_values: str) -> None:
+    """The parsed log and the histories emptied, the parsed log's indexes dropped (built after the load)."""
+    for table in (log_values, *histories.values()):
+        conn.execute(text(w.dialect.empty(table)))
+    for index in w.tables.metadata.tables[w.tables.key("history_log_value")].indexes:
+        index.drop(conn)
+
+
+def _index(conn: Connection, w: Warehouse, log_values: str) -> None:
+    for index in w.tables.metadata.tables[w.tables.key("history_log_value")].indexes:
+        index.create(conn)
+    conn.execute(text(f"ANALYZE {log_values}"))  # the derivation's plans depend on its size
+
+
+def _derive(conn: Connection, w: Warehouse, kind, target: str, log_values: str, params: dict) -> tuple[int, list[tuple]]:
+    """Every record of `kind` derived into its (empty) history; its row count and its check's problems."""
+    conn.execute(text(sql.insert_history(w.dialect, kind, target, log_values, only_touched=False)), params)
+    conn.execute(text(f"ANALYZE {target}"))  # the snapshots' plans read its new size
+    problems = [tuple(row) for row in conn.execute(text(history_problems(w.dialect, target, kind.id_column, kind.value_column)), params)]
+    return _count(conn, target), problems
+
+
+def _save_position(conn: Connection, positions: str, position: LogPosition, rows: dict, timezone: str) -> None:
+    conn.execute(text(f"DELETE FROM {positions} WHERE consumer = :consumer"), {"consumer": CONSUMER})
+    conn.execute(
+        text(f"INSERT INTO {positions} (consumer, position, timezone) VALUES (:consumer, :position, :tz)"),
+        {"consumer": CONSUMER, "position": json.dumps({**json.loads(position.to_json()), ROWS: rows}), "tz": timezone},
     )
 
 

@@ -9,6 +9,8 @@ start from here.
 
 from __future__ import annotations
 
+import contextlib
+
 from sqlalchemy import JSON, Connection, Engine, inspect, text
 
 from .dialect import DAY_MAX, DAY_MIN, ENUM_WHITESPACE, PG_SAFE_JSON_FUNCTION, Dialect, PostgresDialect, dialect_for
@@ -17,6 +19,9 @@ from .tables import output_metadata
 
 # pg_advisory_xact_lock key that serializes the creation of the output tables across processes.
 PREPARE_LOCK_KEY = 0x41554449545F50  # "AUDIT_P"
+# Advisory lock key of the record history: held (exclusive, for the session) while the history is
+# brought up to date, taken shared by every transaction that may read it (see `reading_history`).
+HISTORY_LOCK_KEY = 0x41554449545F48  # "AUDIT_H"
 
 
 class OutputSchemaError(RuntimeError):
@@ -89,6 +94,28 @@ class OutputTables:
                     f"output table {table.name} exists with other columns than the contract's "
                     f"(missing: {missing}; unexpected: {unexpected}); it was left untouched"
                 )
+
+    @contextlib.contextmanager
+    def updating_history(self, conn: Connection):
+        """Hold the history's lock on `conn`'s session: no transaction that reads the history
+        (`reading_history`) runs meanwhile, and no other update. A rebuild on PostgreSQL writes in
+        several transactions at once (history.py); readers must not see it half done."""
+        if conn.dialect.name != "postgresql":
+            yield  # SQLite: one writer, and the update is one transaction
+            return
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": HISTORY_LOCK_KEY})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.rollback()
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": HISTORY_LOCK_KEY})
+            conn.commit()
+
+    def reading_history(self, conn: Connection) -> None:
+        """Called first in a transaction that may read the history: wait while it is updated."""
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": HISTORY_LOCK_KEY})
 
     def lock(self, conn: Connection, target: str) -> None:
         # Serializes writers of one output table so that overlapping runs wait for each other;

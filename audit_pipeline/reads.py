@@ -32,6 +32,7 @@ class Reader:
         """Rows of a read-only query (the checks' queries), with the common parameters bound."""
         self.tables.prepare()
         with read_connection(self.tables.engine) as conn:
+            self.tables.reading_history(conn)
             return [tuple(row) for row in conn.execute(text(sql), {**self.tables.common_params(), **params})]
 
     def day_span(self, table: str) -> tuple[dt.date, dt.date] | None:

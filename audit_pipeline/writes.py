@@ -165,6 +165,7 @@ class TableWriter:
             "range_after": t.dialect.day_param(end + dt.timedelta(days=1)),
         }
         with t.engine.begin() as conn:
+            t.reading_history(conn)  # before the table's lock: not held while an update runs
             t.lock(conn, target)
             t.session_setup(conn)
             self._fill_calendar(conn, start - dt.timedelta(days=6), end)

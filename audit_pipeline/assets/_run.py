@@ -77,8 +77,8 @@ class Task:
     `work` runs on a worker thread (each write opens its own connection) and returns its results:
     materializations (with their previews) and check results. `needs` names the tables it reads that
     the same step writes: it starts once they are written and their blocking checks have passed. A
-    check (`check` set) also waits for its own table's write. `blocking`: a failed check among its
-    results stops whatever reads its tables.
+    check (`check` set) also waits for its own table's write, unless it reads only sources.
+    `blocking`: a failed check among its results stops whatever reads its tables.
     """
 
     tables: tuple[str, ...]  # the tables it writes, or the one table it checks (none: a preview)
@@ -87,6 +87,7 @@ class Task:
     check: str | None = None
     blocking: bool = False
     preview_of: str = ""  # the table whose preview it reads (then it writes no table)
+    reads_table: bool = True  # a check of the sources declared on the table reads nothing of it
 
     @property
     def name(self) -> str:
@@ -142,7 +143,7 @@ def run_tasks(context: dg.AssetExecutionContext, w: Warehouse, tasks: list[Task]
                 blockers.setdefault(table, set()).add(t.name)
 
     def prerequisites(task: Task) -> set[str]:
-        own = {writer[table] for table in task.tables if table in writer} if task.check else set()
+        own = {writer[table] for table in task.tables if table in writer} if task.check and task.reads_table else set()
         read = {writer[table] for table in task.needs if table in writer}
         read |= {name for table in task.needs for name in blockers.get(table, ())}
         return (own | read) - {task.name}
@@ -221,7 +222,7 @@ def write_at_once(
     tasks = []
     for key, step in steps.items():
         if isinstance(key, dg.AssetCheckKey):
-            tasks.append(Task((key.asset_key.to_user_string(),), lambda step=step: [step()], check=key.name))
+            tasks.append(Task((key.asset_key.to_user_string(),), lambda step=step: [step()], check=key.name, reads_table=False))
         else:
             tasks.append(write_task(key.to_user_string(), step))
     yield from run_tasks(context, w, tasks)

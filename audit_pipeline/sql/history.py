@@ -43,11 +43,12 @@ REQUIREMENTS = RecordKind("compliance_requirement", "status", "requirement_histo
 KINDS = (OBSERVATIONS, REQUIREMENTS)
 
 
-def load_log_values(d: Dialect, target: str, only_new: bool) -> str:
-    """Insert the parsed field values of audit_log rows into `target` (history_log_value): all of
-    them, or (`only_new`) those whose ids are in NEW_LOG_IDS. A row already there is skipped."""
+def load_log_values(d: Dialect, target: str, only_new: bool, kinds: tuple[RecordKind, ...] = KINDS) -> str:
+    """Insert the parsed field values of audit_log rows of `kinds` into `target` (history_log_value):
+    all of them (into an empty table), or (`only_new`) those whose ids are in NEW_LOG_IDS and that
+    are not there yet."""
     def per_kind(expression) -> str:
-        cases = " ".join(f"WHEN '{k.log_table}' THEN {expression(k)}" for k in KINDS)
+        cases = " ".join(f"WHEN '{k.log_table}' THEN {expression(k)}" for k in kinds)
         return f"CASE table_name {cases} END"
 
     new_only = f"AND id IN (SELECT id FROM {NEW_LOG_IDS})" if only_new else ""
@@ -58,7 +59,7 @@ def load_log_values(d: Dialect, target: str, only_new: bool) -> str:
                {per_kind(lambda k: d.json_field('new_data', k.field))} AS new_field,
                {per_kind(lambda k: d.json_field('old_data', k.field))} AS old_field
         FROM audit_log
-        WHERE table_name IN ({', '.join(f"'{k.log_table}'" for k in KINDS)})
+        WHERE table_name IN ({', '.join(f"'{k.log_table}'" for k in kinds)})
           AND changed_at IS NOT NULL AND record_id IS NOT NULL {new_only}
     )
     INSERT INTO {target} (log_id, record_table, record_id, changed_at, change_day,
@@ -69,7 +70,7 @@ def load_log_values(d: Dialect, target: str, only_new: bool) -> str:
            {per_kind(lambda k: d.json_present('old_field', k.field))},
            {per_kind(lambda k: d.json_value('old_field', k.field))}
     FROM parsed
-    WHERE NOT EXISTS (SELECT 1 FROM {target} seen WHERE seen.log_id = parsed.id)
+    {f"WHERE NOT EXISTS (SELECT 1 FROM {target} seen WHERE seen.log_id = parsed.id)" if only_new else ""}
     """
 
 
