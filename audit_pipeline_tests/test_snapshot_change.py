@@ -26,7 +26,7 @@ from .builder import SourceBuilder, change_rows, count, ist, warehouse
 
 RANGE = (dt.date(2024, 6, 1), dt.date(2024, 6, 20))
 OBS, REQ = "observation", "compliance_requirement"
-README = Path(__file__).resolve().parents[1] / "README.md"
+QUERIES = Path(__file__).resolve().parents[1] / "docs" / "cutover.md"
 
 
 def day(n: int, month: int = 6) -> dt.date:
@@ -244,13 +244,13 @@ def test_a_run_reports_changes_by_kind_and_previews_the_largest_movements(engine
 
 
 def readme_query() -> str:
-    """The README's "what changed yesterday" query, as the dashboard runs it."""
-    blocks = re.findall(r"```sql\n(.*?)```", README.read_text(), re.S)
+    """The documented "what changed yesterday" query (docs/cutover.md), as the dashboard runs it."""
+    blocks = re.findall(r"```sql\n(.*?)```", QUERIES.read_text(), re.S)
     (query,) = [b for b in blocks if "FROM health_snapshot h" in b]
     return query.strip().rstrip(";")
 
 
-def test_the_readmes_what_changed_yesterday_query(pg_databases):
+def test_the_documented_what_changed_yesterday_query(pg_databases):
     engine = create_database_engine(parse_database_url(pg_databases.create()))
     try:
         src = SourceBuilder(engine)
