@@ -29,33 +29,39 @@ HAD_PLACE_BEFORE = tuple(names[(True, has)] for names in CHANGE_NAMES.values() f
 
 
 def _moves(d: Dialect, kind: RecordKind, history: str) -> str:
-    """CTE `<kind>_moves(tenant_id, day, record_id, had, before_value, has, after_value)`: per record
-    and day of the range whose place may differ from the day before's, both places (had/has: 1 when
-    there is one)."""
+    """CTE `<kind>_moves(tenant_id, day, record_id, had, before_value, has, after_value, n)`: per
+    record and day of the range whose place may differ from the day before's, both places (had/has: 1
+    when there is one); `n` numbers the record's tenant."""
     name = kind.log_table
     return f"""
-    {name}_ends AS (
-        -- runs that start or end on a day of the range; each record has at most one of each per day
-        SELECT {kind.id_column} AS record_id, tenant_id, valid_from AS day,
-               0 AS had, CAST(NULL AS TEXT) AS before_value, 1 AS has, {kind.value_column} AS after_value
+    {name}_starts AS (
+        SELECT {kind.id_column} AS record_id, tenant_id, valid_from AS day, {kind.value_column} AS value
         FROM {history}
         WHERE valid_from >= :range_start AND valid_from < :range_after
-        UNION ALL
-        SELECT {kind.id_column}, tenant_id, valid_to, 1, {kind.value_column}, 0, CAST(NULL AS TEXT)
+    ),
+    {name}_ends AS (
+        SELECT {kind.id_column} AS record_id, tenant_id, valid_to AS day, {kind.value_column} AS value
         FROM {history}
         WHERE valid_to >= :range_start AND valid_to < :range_after
     ),
+    {name}_paired AS (
+        -- the run ending on D against the one starting on D. A record has at most one of each on a
+        -- day (runs do not overlap: runs_well_formed), so a full join pairs them, by hashing both
+        -- lists once where grouping them by record and day would sort them
+        SELECT coalesce(s.tenant_id, e.tenant_id) AS tenant_id, coalesce(s.day, e.day) AS day,
+               coalesce(s.record_id, e.record_id) AS record_id,
+               CASE WHEN e.record_id IS NULL THEN 0 ELSE 1 END AS had, e.value AS before_value,
+               CASE WHEN s.record_id IS NULL THEN 0 ELSE 1 END AS has, s.value AS after_value
+        FROM {name}_starts s
+        FULL JOIN {name}_ends e ON e.record_id = s.record_id AND e.day = s.day AND e.tenant_id = s.tenant_id
+    ),
     {name}_moves AS (
-        -- tenant in the snapshots of D and of D-1: the run ending on D against the one starting on D
-        SELECT e.tenant_id, e.day, e.record_id,
-               max(e.had) AS had, max(e.before_value) AS before_value,
-               max(e.has) AS has, max(e.after_value) AS after_value
-        FROM {name}_ends e JOIN onboarded t ON t.id = e.tenant_id AND e.day > t.first_day
-        GROUP BY e.tenant_id, e.day, e.record_id
+        -- tenant in the snapshots of D and of D-1
+        SELECT p.*, t.n FROM {name}_paired p JOIN numbered t ON t.id = p.tenant_id AND p.day > t.first_day
         UNION ALL
         -- tenant entering the snapshots on D (in the range): every record with a place on D, none on D-1
-        SELECT h.tenant_id, t.first_day, h.{kind.id_column}, 0, CAST(NULL AS TEXT), 1, h.{kind.value_column}
-        FROM {history} h JOIN onboarded t ON t.id = h.tenant_id
+        SELECT h.tenant_id, t.first_day, h.{kind.id_column}, 0, CAST(NULL AS TEXT), 1, h.{kind.value_column}, t.n
+        FROM {history} h JOIN numbered t ON t.id = h.tenant_id
         WHERE t.first_day >= :range_start AND t.first_day < :range_after
           AND h.valid_from <= t.first_day AND (h.valid_to IS NULL OR h.valid_to > t.first_day)
     )"""
@@ -69,18 +75,29 @@ def _rows(d: Dialect, kind: RecordKind) -> str:
                 WHEN has = 0 THEN '{names[(True, False)]}'
                 ELSE '{names[(True, True)]}' END,
            before_value, after_value
-    FROM {kind.log_table}_moves
-    -- a history whose neighbouring runs had one value would pair equal places: not a change
-    WHERE had <> has OR NOT {d.same('before_value', 'after_value')}"""
+    FROM (
+        SELECT * FROM {kind.log_table}_moves
+        -- a history whose neighbouring runs had one value would pair equal places: not a change
+        WHERE had <> has OR NOT {d.same('before_value', 'after_value')}
+        -- tenant by tenant (see snapshot_change)
+        ORDER BY n
+    ) AS {kind.log_table}_changes"""
 
 
 def snapshot_change(d: Dialect, target: str, histories: dict[str, str]) -> str:
     """Replace-by-insert of snapshot_change for the days of the run. `histories` maps each history
-    table's name to its reference."""
+    table's name to its reference.
+
+    The rows are inserted tenant by tenant, each record table in turn: most of the write is the
+    maintenance of the primary key, which begins with the tenant, and rows in its order touch its
+    pages one tenant at a time instead of all over (in no order, a whole history's insert takes
+    twice as long). Sorting by the tenant's number is the cheapest way there: an integer key.
+    """
     moves = ",".join(_moves(d, kind, histories[kind.history]) for kind in KINDS)
     rows = "\n    UNION ALL".join(_rows(d, kind) for kind in KINDS)
     return f"""
-    WITH {onboarded_tenants(d).strip()},{moves}
+    WITH {onboarded_tenants(d).strip()},
+    numbered AS (SELECT id, first_day, row_number() OVER (ORDER BY id) AS n FROM onboarded),{moves}
     INSERT INTO {target} (tenant_id, snapshot_date, record_table, record_id, change, value_before, value_after)
     {rows}
     """
