@@ -120,42 +120,101 @@ SEVERITY_WEIGHTS = dict(zip(SEVERITIES, (10, 5, 2, 1)))
 CHANGES_PER_MOVEMENT = 8
 
 
+# The fast way to the largest movements reads the health movements of this many tenant-days, the
+# largest first, and proves from them alone which are the largest with changes (see below).
+MOVEMENTS_READ = 5 * PREVIEW_ROWS
+
+
 def largest_movements(d: Dialect, changes: str, health: str) -> str:
     """The run's tenant-days with changes, largest health movement first (PREVIEW_ROWS of them), each
     with its first CHANGES_PER_MOVEMENT changes (titles from the live rows). Binds the run's bounds.
 
     Health before is D-1's row of health_snapshot: null when the tenant entered on D (`entered`) or
-    when D-1 was not materialized."""
+    when D-1 was not materialized. Tenant-days are ordered by: both healths known first, then the
+    size of the movement, the number of changes, the latest day, the tenant.
+
+    Counting the changes of every tenant-day of a long range costs a pass over all its changes. So the
+    health rows of the range are ranked by the first two keys alone (`ranked`: the MOVEMENTS_READ
+    first, and the changes of just those counted by primary key). When the PREVIEW_ROWS-th of them
+    with changes has both healths and a movement larger than some ranked row, every tenant-day left
+    out is smaller still (or has no health row, or lacks one): the ranked rows with changes hold the
+    answer (`proven`). Otherwise, as on a short range with few movements, every tenant-day with
+    changes is counted (`counted`), as the contract's order demands; `proven` gates it, so that only
+    one of the two is ever read.
+    """
     weight = " ".join(f"WHEN '{sev}' THEN {w}" for sev, w in SEVERITY_WEIGHTS.items())
     heaviest = (
         f"{d.greatest(f'CASE c.value_before {weight} ELSE 0 END', f'CASE c.value_after {weight} ELSE 0 END')}"
     )
+    unknown = "CASE WHEN health_before IS NULL OR health_after IS NULL THEN 1 ELSE 0 END"
+    size = "abs(coalesce(health_after - health_before, 0))"
     return f"""
     WITH {onboarded_tenants(d).strip()},
-    days AS (
+    health_movements AS (
+        -- each health row of the range with D-1's health, when D-1 has a row: the row before it in
+        -- the tenant's days (one sort, where matching D-1 by day would sort both sides)
+        SELECT tenant_id, snapshot_date,
+               CASE WHEN day_before = {d.previous_day('snapshot_date')} THEN score_before END AS health_before,
+               health_after
+        FROM (
+            SELECT tenant_id, snapshot_date, health_score AS health_after,
+                   lag(snapshot_date) OVER per_tenant AS day_before, lag(health_score) OVER per_tenant AS score_before
+            FROM {health}
+            WHERE snapshot_date >= {d.previous_day(':range_start')} AND snapshot_date < :range_after
+            WINDOW per_tenant AS (PARTITION BY {d.bytewise('tenant_id')} ORDER BY snapshot_date)
+        ) AS days
+        WHERE snapshot_date >= :range_start
+    ),
+    ranked AS {d.materialized} (
+        SELECT r.*,
+               (SELECT count(*) FROM {changes} c
+                WHERE c.tenant_id = r.tenant_id AND c.snapshot_date = r.snapshot_date) AS changes
+        FROM (
+            SELECT health_movements.*, {unknown} AS unknown, {size} AS size FROM health_movements
+            ORDER BY unknown, size DESC
+            LIMIT {MOVEMENTS_READ}
+        ) AS r
+    ),
+    boundary AS (
+        -- the PREVIEW_ROWS-th ranked tenant-day with changes
+        SELECT unknown, size FROM ranked WHERE changes > 0
+        ORDER BY unknown, size DESC
+        LIMIT 1 OFFSET {PREVIEW_ROWS - 1}
+    ),
+    proven AS (
+        SELECT count(*) AS yes FROM boundary b
+        WHERE b.unknown = 0
+          AND ((SELECT count(*) FROM ranked) < {MOVEMENTS_READ}
+               OR EXISTS (SELECT 1 FROM ranked r WHERE r.unknown = 1 OR r.size < b.size))
+    ),
+    counted AS (
         SELECT tenant_id, snapshot_date, count(*) AS changes
         FROM {changes}
         WHERE snapshot_date >= :range_start AND snapshot_date < :range_after
+          AND (SELECT yes FROM proven) = 0
         GROUP BY tenant_id, snapshot_date
     ),
     movements AS (
-        SELECT m.tenant_id, m.snapshot_date, m.changes,
-               hb.health_score AS health_before, ha.health_score AS health_after,
-               CASE WHEN t.first_day = m.snapshot_date THEN 1 ELSE 0 END AS entered
-        FROM days m
-        LEFT JOIN onboarded t ON t.id = m.tenant_id
+        SELECT r.tenant_id, r.snapshot_date, r.changes, r.health_before, r.health_after
+        FROM ranked r
+        WHERE r.changes > 0 AND (SELECT yes FROM proven) = 1
+        UNION ALL
+        SELECT m.tenant_id, m.snapshot_date, m.changes, hb.health_score, ha.health_score
+        FROM counted m
         LEFT JOIN {health} ha ON ha.tenant_id = m.tenant_id AND ha.snapshot_date = m.snapshot_date
+                             AND ha.snapshot_date >= :range_start AND ha.snapshot_date < :range_after
         LEFT JOIN {health} hb ON hb.tenant_id = m.tenant_id AND hb.snapshot_date = {d.previous_day('m.snapshot_date')}
+                             AND hb.snapshot_date >= {d.previous_day(':range_start')}
+                             AND hb.snapshot_date < {d.previous_day(':range_after')}
     ),
     largest AS (
         -- LIMIT, not a filter on a rank: the planner then knows how few rows the joins below read
         -- (by primary key) instead of scanning the source tables for titles
-        SELECT movements.*,
-               row_number() OVER (ORDER BY
-                   CASE WHEN health_before IS NULL OR health_after IS NULL THEN 1 ELSE 0 END,
-                   abs(coalesce(health_after - health_before, 0)) DESC, changes DESC,
+        SELECT m.*, CASE WHEN t.first_day = m.snapshot_date THEN 1 ELSE 0 END AS entered,
+               row_number() OVER (ORDER BY {unknown}, {size} DESC, changes DESC,
                    snapshot_date DESC, tenant_id) AS movement
-        FROM movements
+        FROM movements m
+        LEFT JOIN onboarded t ON t.id = m.tenant_id
         ORDER BY movement
         LIMIT {PREVIEW_ROWS}
     ),
