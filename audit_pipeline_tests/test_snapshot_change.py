@@ -20,9 +20,11 @@ from audit_pipeline.definitions import defs
 from audit_pipeline.history import update_record_history
 from audit_pipeline.partitions import daily_partitions
 from audit_pipeline.resources import DatabaseResource, create_database_engine
+from audit_pipeline.calendar import local_date, parse_day, parse_instant
 from audit_pipeline.settings import parse_database_url
+from audit_pipeline.sql import changes as change_sql
 
-from .builder import SourceBuilder, change_rows, count, ist, warehouse
+from .builder import IST, SourceBuilder, all_rows, change_rows, count, ist, number, warehouse
 
 RANGE = (dt.date(2024, 6, 1), dt.date(2024, 6, 20))
 OBS, REQ = "observation", "compliance_requirement"
@@ -274,3 +276,79 @@ def test_the_documented_what_changed_yesterday_query(pg_databases):
         ("100.0", "45.0", "-55.0", "status_changed", "compliance_requirement", "r1", "Requirement r1", "COMPLIANT", "NON_COMPLIANT"),
     ]
     assert as_text(quiet) == [("45.0", "45.0", "0.0", None, None, None, None, None, None)]  # no change: one row
+
+
+
+# --- the largest movements: read off the largest health movements, or counted from every change ---
+
+
+def expected_movements(engine, first: dt.date, last: dt.date) -> list[tuple]:
+    """The preview's movements worked out in Python from the tables, by the contract's order: the
+    tenant-days of the days with changes, both healths known first, then the size of the movement,
+    the number of changes, the latest day, the tenant. As (tenant, day, before, after, entered, changes)."""
+    health = {(r["tenant_id"], r["snapshot_date"]): r["health_score"] for r in all_rows(engine, "health_snapshot")}
+    with engine.connect() as conn:
+        first_days = {id_: local_date(parse_instant(created), IST)
+                      for id_, created in conn.execute(text("SELECT id, created_at FROM tenant"))}
+    changes: dict = {}
+    for d, tenant, _, _ in change_rows(engine):
+        if first <= d <= last:
+            changes[(tenant, d)] = changes.get((tenant, d), 0) + 1
+    ordered = []
+    for (tenant, d), n in changes.items():
+        before, after = health.get((tenant, d - dt.timedelta(days=1))), health.get((tenant, d))
+        unknown = before is None or after is None
+        key = (unknown, 0 if unknown else -abs(after - before), -n, -d.toordinal(), tenant)
+        ordered.append((key, (tenant, d, before, after, int(first_days[tenant] == d), n)))
+    return [movement for _, movement in sorted(ordered)[:10]]
+
+
+def previewed_movements(w, first: dt.date, last: dt.date) -> list[tuple]:
+    """largest_movements' tenant-days, in its order, as expected_movements has them."""
+    bounds = {"range_start": w.dialect.day_param(first), "range_after": w.dialect.day_param(last + dt.timedelta(days=1))}
+    sql = change_sql.largest_movements(w.dialect, w.tables.ref("snapshot_change"), w.tables.ref("health_snapshot"))
+    found = {}
+    for movement, tenant, d, before, after, entered, n, *_ in w.reader.find(sql, **bounds):
+        found.setdefault(movement, (tenant, parse_day(d), number(before), number(after), int(entered), int(n)))
+    return [found[m] for m in sorted(found)]
+
+
+def test_the_largest_movements_read_off_the_largest_health_movements_are_those_of_every_change(engine, monkeypatch):
+    src = SourceBuilder(engine)
+    # Fourteen tenants, each with its own movement on its own day: k CRITICAL findings opened take
+    # 5*k off the health score. A fifteenth enters on 06-05 (no health the day before), and t0
+    # changes a LOW to a MEDIUM (-0.5) on every day: many small movements, and ties among them.
+    for k in range(1, 15):
+        src.tenant(f"t{k:02}")
+        for i in range(k):
+            src.observation(f"o{k}-{i}", tenant=f"t{k:02}", severity="CRITICAL", created=f"2024-06-{k % 9 + 2:02} 10:00:00")
+    src.tenant("late", created="2024-06-05 09:00:00")
+    src.observation("late-1", tenant="late", severity="CRITICAL", created="2024-05-20 10:00:00")
+    src.tenant("t0")
+    for n in range(1, 11):
+        src.observation(f"small-{n}", tenant="t0", severity="LOW", created="2024-05-01 10:00:00")
+        src.log(OBS, f"small-{n}", f"2024-06-{n:02} 11:00:00", tenant="t0", old={"severity": "LOW"}, new={"severity": "MEDIUM"})
+    w = warehouse(engine)
+    first, last = day(1), day(12)
+    for write in (w.writer.severity_snapshot, w.writer.compliance_snapshot, w.writer.health_snapshot, w.writer.snapshot_change):
+        write(first, last)
+    expected = expected_movements(engine, first, last)
+    assert [m[0] for m in expected[:3]] == ["t14", "t13", "t12"] and len(expected) == 10
+    # Proven from the first ranked health movements (10 of 14 big ones, and the read stops before the
+    # ties), or not (so few read that the ties reach the end, or all of them): the same movements.
+    for read in (10, 12, 50, 1000):
+        monkeypatch.setattr(change_sql, "MOVEMENTS_READ", read)
+        assert previewed_movements(w, first, last) == expected, read
+    # Short ranges: few tenant-days, ties at 0.5 and a tenant entering.
+    for days in ((day(5), day(5)), (day(1), day(3)), (day(9), day(12))):
+        assert previewed_movements(w, *days) == expected_movements(engine, *days), days
+    # A health row that moved with no change (written before a correction, say) is no candidate,
+    # however large its movement: read first, it must be passed over.
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE health_snapshot SET health_score = 1 WHERE tenant_id = 't0' AND snapshot_date = :d"),
+                     {"d": w.dialect.day_param(day(11))})
+    expected = expected_movements(engine, first, last)
+    assert all(m[0] != "t0" or m[1] not in (day(11), day(12)) for m in expected)
+    for read in (10, 12, 50):
+        monkeypatch.setattr(change_sql, "MOVEMENTS_READ", read)
+        assert previewed_movements(w, first, last) == expected, read

@@ -169,49 +169,106 @@ def counts_follow_from_changes(
     as it is now: it may never have been materialized, or have been written before a correction that
     the run took in (its re-run is the late-correction sensor's business, not this run's failure).
     Binds :first_day, :last_day and :day_before_first.
+
+    D-1's row is the one before D's in a window over each tenant's rows, and the day's changes are
+    summed once per tenant and day: no grid of tenants and days is matched with the table twice and
+    the changes once. Missing rows are found by counting each day's rows; only the days short of
+    rows (none, normally) are matched tenant by tenant.
     """
     # A change row says whether the record had a place before and has one after; its value is the
     # place's, possibly null (a null place counts in open_total and in total).
-    after = ", ".join(f"'{c}'" for c in changes_sql.HAS_PLACE_AFTER)
-    before = ", ".join(f"'{c}'" for c in changes_sql.HAD_PLACE_BEFORE)
+    names = changes_sql.CHANGE_NAMES[record_table]
+    after = ", ".join(f"'{names[(had, True)]}'" for had in (False, True))
+    before = ", ".join(f"'{names[(True, has)]}'" for has in (False, True))
     moved = ",\n".join(
-        f"               sum(CASE WHEN c.change IN ({after}) AND ({condition.format(v='c.value_after')}) THEN 1 ELSE 0 END) AS plus_{column},\n"
-        f"               sum(CASE WHEN c.change IN ({before}) AND ({condition.format(v='c.value_before')}) THEN 1 ELSE 0 END) AS minus_{column}"
+        f"               sum(CASE WHEN c.adds = 1 AND ({condition.format(v='c.value_after')}) THEN 1 ELSE 0 END) AS plus_{column},\n"
+        f"               sum(CASE WHEN c.takes = 1 AND ({condition.format(v='c.value_before')}) THEN 1 ELSE 0 END) AS minus_{column}"
         for column, condition in counts.items()
     )
     from_history = ",\n".join(
         f"               sum(CASE WHEN {condition.format(v=f'h.{value_column}')} THEN 1 ELSE 0 END) AS {column}"
         for column, condition in counts.items()
     )
+    columns = ", ".join(counts)
+    missing = ", ".join("CAST(NULL AS INTEGER)" for _ in counts)
+    previous = ",\n".join(f"               lag({column}) OVER per_tenant AS previous_{column}" for column in counts)
     compared = ",\n".join(
-        f"               CASE WHEN g.previous < g.first_day THEN 0 WHEN g.day = :first_day THEN coalesce(fh.{column}, 0)\n"
-        f"                    ELSE p.{column} END AS previous_{column},\n"
+        f"               CASE WHEN c.day = c.first_day THEN 0 WHEN c.day = :first_day THEN coalesce(fh.{column}, 0)\n"
+        f"                    ELSE c.previous_{column} END AS previous_{column},\n"
         f"               coalesce(m.plus_{column}, 0) AS plus_{column}, coalesce(m.minus_{column}, 0) AS minus_{column},\n"
-        f"               a.{column} AS actual_{column}"
+        f"               c.{column} AS actual_{column}"
         for column in counts
     )
+    wrong = {column: f"actual_{column} IS NULL OR previous_{column} + plus_{column} - minus_{column} <> actual_{column}"
+             for column in counts}
+    any_wrong = " OR ".join(f"({condition})" for condition in wrong.values())
     mismatches = "\n    UNION ALL\n".join(
         f"    SELECT '{column}' AS count_column, tenant_id, day, previous_{column}, plus_{column}, minus_{column}, actual_{column}\n"
-        f"    FROM compared WHERE actual_{column} IS NULL OR previous_{column} + plus_{column} - minus_{column} <> actual_{column}"
-        for column in counts
+        f"    FROM wrong WHERE {condition}"
+        for column, condition in wrong.items()
     )
     return f"""
-    WITH RECURSIVE days (day, previous) AS (
-        SELECT {d.as_day(':first_day')}, {d.as_day(':day_before_first')}
+    WITH RECURSIVE days (day) AS (
+        SELECT {d.as_day(':first_day')}
         UNION ALL
-        SELECT {d.next_day('day')}, day FROM days WHERE day < :last_day
+        SELECT {d.next_day('day')} FROM days WHERE day < :last_day
     ),
     {onboarded_tenants(d).strip()},
-    grid AS (
-        SELECT t.id AS tenant_id, t.first_day, days.day, days.previous
-        FROM onboarded t JOIN days ON days.day >= t.first_day
+    numbered AS (
+        -- each tenant's number: the window below sorts by it, quicker than by the id
+        SELECT id, first_day, row_number() OVER (ORDER BY id) AS n FROM onboarded
     ),
-    moved AS (
-        SELECT c.tenant_id, c.snapshot_date AS day,
-{moved}
+    stored AS (
+        -- the table's rows of the checked days, of tenants in the day's snapshot (read by day: a
+        -- one-day check reads one day)
+        SELECT t.n, s.tenant_id, s.snapshot_date AS day, t.first_day, {", ".join(f"s.{c}" for c in counts)}
+        FROM {snapshot} s JOIN numbered t ON t.id = s.tenant_id AND s.snapshot_date >= t.first_day
+        WHERE s.snapshot_date >= :first_day AND s.snapshot_date <= :last_day
+    ),
+    arrivals AS (
+        -- how many tenants enter the checked days on each day (those in before the first: on the first)
+        SELECT {d.greatest('first_day', ':first_day')} AS day, count(*) AS n
+        FROM onboarded WHERE first_day <= :last_day GROUP BY {d.greatest('first_day', ':first_day')}
+    ),
+    expected AS (
+        SELECT days.day, sum(coalesce(a.n, 0)) OVER (ORDER BY days.day) AS n
+        FROM days LEFT JOIN arrivals a ON a.day = days.day
+    ),
+    short_days AS (
+        -- days with fewer rows than tenants (none, normally)
+        SELECT e.day FROM expected e LEFT JOIN (SELECT day, count(*) AS n FROM stored GROUP BY day) a ON a.day = e.day
+        WHERE coalesce(a.n, 0) < e.n
+    ),
+    cells AS (
+        -- every tenant and day of the checked days: a stored row, or a missing one (null counts)
+        SELECT n, tenant_id, day, first_day, {columns} FROM stored
+        UNION ALL
+        SELECT t.n, t.id, w.day, t.first_day, {missing}
+        FROM short_days w JOIN numbered t ON t.first_day <= w.day
+        WHERE NOT EXISTS (SELECT 1 FROM stored WHERE stored.n = t.n AND stored.day = w.day)
+    ),
+    with_previous AS (
+        -- D-1's cell is the one before D's among the tenant's cells, when D-1 is a checked day of the
+        -- tenant (when it is not, D's previous counts come from elsewhere: see `compared`)
+        SELECT cells.*,
+{previous}
+        FROM cells
+        WINDOW per_tenant AS (PARTITION BY n ORDER BY day)
+    ),
+    changed AS {d.materialized} (
+        -- each change once, with whether it adds to the counts of D and takes from those of D-1:
+        -- computed here, once per row, not once per count column
+        SELECT c.tenant_id, c.snapshot_date AS day, c.value_before, c.value_after,
+               CASE WHEN c.change IN ({after}) THEN 1 ELSE 0 END AS adds,
+               CASE WHEN c.change IN ({before}) THEN 1 ELSE 0 END AS takes
         FROM {changes} c
         WHERE c.record_table = '{record_table}' AND c.snapshot_date >= :first_day AND c.snapshot_date <= :last_day
-        GROUP BY c.tenant_id, c.snapshot_date
+    ),
+    moved AS (
+        SELECT c.tenant_id, c.day,
+{moved}
+        FROM changed c
+        GROUP BY c.tenant_id, c.day
     ),
     from_history AS (
         -- the counts of the day before the first, as the history has them (per tenant)
@@ -221,17 +278,16 @@ def counts_follow_from_changes(
         WHERE h.valid_from <= :day_before_first AND (h.valid_to IS NULL OR h.valid_to > :day_before_first)
         GROUP BY h.tenant_id
     ),
-    compared AS (
-        -- the tables read by day (their index): a one-day check reads one day of each
-        SELECT g.tenant_id, g.day,
+    compared AS {d.inlined} (
+        SELECT c.tenant_id, c.day,
 {compared}
-        FROM grid g
-        LEFT JOIN (SELECT * FROM {snapshot} WHERE snapshot_date >= :first_day AND snapshot_date < :last_day) p
-               ON p.tenant_id = g.tenant_id AND p.snapshot_date = g.previous
-        LEFT JOIN from_history fh ON fh.tenant_id = g.tenant_id AND g.day = :first_day
-        LEFT JOIN moved m ON m.tenant_id = g.tenant_id AND m.day = g.day
-        LEFT JOIN (SELECT * FROM {snapshot} WHERE snapshot_date >= :first_day AND snapshot_date <= :last_day) a
-               ON a.tenant_id = g.tenant_id AND a.snapshot_date = g.day
+        FROM with_previous c
+        LEFT JOIN from_history fh ON fh.tenant_id = c.tenant_id AND c.day = :first_day
+        LEFT JOIN moved m ON m.tenant_id = c.tenant_id AND m.day = c.day
+    ),
+    wrong AS (
+        -- the few tenant-days where a count does not follow, each then listed by column
+        SELECT * FROM compared WHERE {any_wrong}
     )
 {mismatches}
     ORDER BY 3, 2, 1
