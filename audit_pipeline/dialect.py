@@ -109,7 +109,7 @@ class Dialect:
         """A statement that empties one of the pipeline's own tables, inside a transaction."""
         return f"DELETE FROM {table}"
 
-    # Statements run first in every writing transaction (they read and write whole tables).
+    # Statements run first in every transaction of the pipeline that reads or writes whole tables.
     bulk_settings: tuple[str, ...] = ()
 
     def normalized_enum(self, expr: str) -> str:

@@ -33,6 +33,9 @@ class Reader:
         self.tables.prepare()
         with read_connection(self.tables.engine) as conn:
             self.tables.reading_history(conn)
+            # The checks read whole ranges of the tables too: sorts in memory, no JIT (see the dialect).
+            for setting in self.tables.dialect.bulk_settings:
+                conn.execute(text(setting))
             return [tuple(row) for row in conn.execute(text(sql), {**self.tables.common_params(), **params})]
 
     def day_span(self, table: str) -> tuple[dt.date, dt.date] | None:

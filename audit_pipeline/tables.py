@@ -393,8 +393,10 @@ def history(name: str, md: MetaData, id_column: str, id_source: str, value_colum
         Column(value_column, Text, comment=value_meaning),
         Column("valid_from", Date, primary_key=True, comment="The first day of this run of days with one value."),
         Column("valid_to", Date, comment="The day after its last day; null while the run goes on."),
-        # A run's snapshots read the runs that overlap its days: mostly those still open.
+        # A run's snapshots read the runs that overlap its days (mostly those still open) and those
+        # that end in them; what changed on a day reads the runs that start or end on it.
         Index(f"{name}_by_valid_to", "valid_to"),
+        Index(f"{name}_by_valid_from", "valid_from"),
         info={PARTITIONED_AS: "partition D stands for the records' places on D; materializing any day brings the "
                               "whole history (every day, those before the first partition too) up to date"},
     )
