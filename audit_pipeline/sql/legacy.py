@@ -15,7 +15,7 @@ thousand captures, a million log rows) decides its shape:
   everything else done per capture;
 - the earliest capture of each tenant-day is picked from rows that keep their documents only where
   the texts differ (a narrow sort); those documents are parsed once, equal ones dropped, and the
-  nine numbers compared per metric, taken out only where the values differ;
+  nine numbers of each side taken out once and compared metric by metric;
 - audit_log is read once, and only when something differs: its rows are kept by a lookup of
   (tenant, UTC day of changed_at) in the differing tenant-days' spans (no local day per log row),
   then counted per span with T(D) from the run's calendar.
@@ -180,34 +180,13 @@ def _computed_once(d: Dialect) -> str:
     return "OFFSET 0" if d.name == "postgresql" else "LIMIT -1 OFFSET 0"
 
 
-def _path(d: Dialect, path: tuple[str, ...]) -> str:
-    """A metric's path of keys as a value, for _number_at and _may_differ_at to read a document at
-    (one expression for the nine metrics, their paths in a column)."""
-    if d.name == "postgresql":
-        return f"CAST('{{{','.join(path)}}}' AS text[])"
-    return "'$" + "".join(f'."{key}"' for key in path) + "'"
-
-
-def _number_at(d: Dialect, document: str, path: str) -> str:
-    """d.json_number at a path held in a column (see _path). On PostgreSQL without the detour
-    through text: a jsonb number cast to numeric is the same value, with the same scale, as its
-    text read as numeric."""
-    if d.name == "postgresql":
-        value = f"({document} #> {path})"
-        return f"CASE WHEN jsonb_typeof({value}) = 'number' THEN CAST({value} AS numeric) END"
-    return f"CASE WHEN json_type({document}, {path}) IN ('integer', 'real') THEN json_extract({document}, {path}) END"
-
-
-def _may_differ_at(d: Dialect, legacy_document: str, pipeline_document: str, path: str) -> str:
-    """False only where the two documents' values at `path` are sure to give the same number.
-
-    PostgreSQL: equal jsonb values (numbers compare as numbers: 50 = 50.0) are the same value of
-    the same type, so both give that number or both give none; comparing them costs two lookups,
-    the numbers two casts more. SQLite's json_extract would make true equal to 1: always true there.
-    """
+def _number(d: Dialect, document: str, path: tuple[str, ...]) -> str:
+    """d.json_number, on PostgreSQL without the detour through text: a jsonb number cast to numeric
+    is the same value, with the same scale, as its text read as numeric."""
     if d.name != "postgresql":
-        return "1 = 1"
-    return f"NOT {d.same(f'({legacy_document} #> {path})', f'({pipeline_document} #> {path})')}"
+        return d.json_number(document, path)
+    value = f"({document} #> '{{{','.join(path)}}}')"
+    return f"CASE WHEN jsonb_typeof({value}) = 'number' THEN CAST({value} AS numeric) END"
 
 
 def snapshot_diff(d: Dialect, target: str, dashboard: str, legacy: LegacyTable | None) -> str:
@@ -215,7 +194,11 @@ def snapshot_diff(d: Dialect, target: str, dashboard: str, legacy: LegacyTable |
     if legacy is None:
         return NOTHING_TO_COMPARE
     once = _computed_once(d)
-    metric_paths = ", ".join(f"('{metric}', {_path(d, path)})" for metric, path in METRICS.items())
+    numbers = ",\n                       ".join(
+        f"{_number(d, side, path)} AS {side}{i}" for side in "lp" for i, path in enumerate(METRICS.values()))
+    metric_names = ", ".join(f"({i}, '{metric}')" for i, metric in enumerate(METRICS))
+    pick = lambda side: "CASE m.position " + " ".join(  # noqa: E731
+        f"WHEN {i} THEN n.{side}{i}" for i in range(len(METRICS))) + " END"
     log_day = _utc_day(d, "s.day_end")
     changed_at = d.instant("l.changed_at")
     return f"""
@@ -241,7 +224,7 @@ def snapshot_diff(d: Dialect, target: str, dashboard: str, legacy: LegacyTable |
             {once}
         ) AS kept
     ),
-    documents AS {d.materialized} (
+    documents AS (
         -- the earliest capture of each tenant-day whose texts differ (both documents missing:
         -- nothing differs), each document parsed once; equal documents hold equal numbers
         SELECT * FROM (
@@ -250,17 +233,22 @@ def snapshot_diff(d: Dialect, target: str, dashboard: str, legacy: LegacyTable |
             FROM ranked
             WHERE pick = 1 AND (legacy_metrics IS NOT NULL OR pipeline_metrics IS NOT NULL)
             {once}
-        ) AS x
+        ) AS parsed
         WHERE NOT {d.same('l', 'p')}
     ),
-    metric_paths (metric, path) AS (VALUES {metric_paths}),
+    metric_names (position, metric) AS (VALUES {metric_names}),
     differing AS {d.materialized} (
-        -- one row per document and metric, the numbers taken out only where the values differ
+        -- the nine numbers of each side taken out once per document, then one row per metric
         SELECT * FROM (
-            SELECT x.tenant_id, x.snapshot_date, x.captured_at, m.metric,
-                   {_number_at(d, 'x.l', 'm.path')} AS legacy_value, {_number_at(d, 'x.p', 'm.path')} AS pipeline_value
-            FROM documents x CROSS JOIN metric_paths m
-            WHERE {_may_differ_at(d, 'x.l', 'x.p', 'm.path')}
+            SELECT n.tenant_id, n.snapshot_date, n.captured_at, m.metric,
+                   {pick('l')} AS legacy_value, {pick('p')} AS pipeline_value
+            FROM (
+                SELECT tenant_id, snapshot_date, captured_at,
+                       {numbers}
+                FROM documents
+                {once}
+            ) AS n
+            CROSS JOIN metric_names m
             {once}
         ) AS pairs
         WHERE NOT {d.same('legacy_value', 'pipeline_value')}
