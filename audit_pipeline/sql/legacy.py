@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import JSON, Connection, DateTime, String, inspect, text
+from sqlalchemy.dialects.postgresql import JSONB
 
 from ..calendar import day_end
 from ..dialect import Dialect
@@ -72,6 +73,9 @@ class LegacyTableError(RuntimeError):
 class LegacyTable:
     ref: str  # quoted, schema-qualified when configured so: spliced into SQL
     name: str  # as configured, for messages
+    # metrics is jsonb (Prisma's Json): its text lists keys by length, never as the pipeline's
+    # json does, so comparing texts (see _texts_agree) would only cost; its parse is free.
+    metrics_jsonb: bool = False
 
 
 def find_legacy_table(conn: Connection, table: tuple[str | None, str]) -> LegacyTable | None:
@@ -109,7 +113,7 @@ def find_legacy_table(conn: Connection, table: tuple[str | None, str]) -> Legacy
             raise LegacyTableError(
                 f'the old job\'s table "{shown}" exists but this role may not read it: GRANT SELECT ON {ref} TO the pipeline\'s role'
             )
-    return LegacyTable(ref=ref, name=shown)
+    return LegacyTable(ref=ref, name=shown, metrics_jsonb=isinstance(types["metrics"], JSONB))
 
 
 def window_params(d: Dialect, tz: ZoneInfo, start: dt.date, end: dt.date) -> dict:
@@ -199,6 +203,7 @@ def snapshot_diff(d: Dialect, target: str, dashboard: str, legacy: LegacyTable |
     metric_names = ", ".join(f"({i}, '{metric}')" for i, metric in enumerate(METRICS))
     pick = lambda side: "CASE m.position " + " ".join(  # noqa: E731
         f"WHEN {i} THEN n.{side}{i}" for i in range(len(METRICS))) + " END"
+    agree = "1 = 0" if legacy.metrics_jsonb else _texts_agree(d, "c.metrics", "p.metrics")
     log_day = _utc_day(d, "s.day_end")
     changed_at = d.instant("l.changed_at")
     return f"""
@@ -215,7 +220,7 @@ def snapshot_diff(d: Dialect, target: str, dashboard: str, legacy: LegacyTable |
             FROM (
                 SELECT c.legacy_id, c.tenant_id, c.snapshot_date, c.captured_at,
                        c.metrics AS legacy_metrics, p.metrics AS pipeline_metrics,
-                       CASE WHEN {_texts_agree(d, 'c.metrics', 'p.metrics')} THEN 1 ELSE 0 END AS agrees
+                       CASE WHEN {agree} THEN 1 ELSE 0 END AS agrees
                 FROM captures c
                 LEFT JOIN {dashboard} p ON p.tenant_id = c.tenant_id AND p.snapshot_date = c.snapshot_date
                      AND p.snapshot_date >= :range_start AND p.snapshot_date < :range_after
