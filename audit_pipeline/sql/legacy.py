@@ -14,8 +14,8 @@ thousand captures, a million log rows) decides its shape:
   pipeline's spacing rewritten, see `_texts_agree`) nothing is parsed: a JSON parse costs more than
   everything else done per capture;
 - the earliest capture of each tenant-day is picked from rows that keep their documents only where
-  the texts differ (a narrow sort); those documents are parsed once, equal ones dropped, and the
-  nine numbers of each side taken out once and compared metric by metric;
+  the texts differ (a narrow sort); those documents are parsed once, equal ones dropped, each
+  side's nine values looked up once, and numbers taken out only where the values differ;
 - audit_log is read once, and only when something differs: its rows are kept by a lookup of
   (tenant, UTC day of changed_at) in the differing tenant-days' spans (no local day per log row),
   then counted per span with T(D) from the run's calendar.
@@ -184,12 +184,19 @@ def _computed_once(d: Dialect) -> str:
     return "OFFSET 0" if d.name == "postgresql" else "LIMIT -1 OFFSET 0"
 
 
-def _number(d: Dialect, document: str, path: tuple[str, ...]) -> str:
-    """d.json_number, on PostgreSQL without the detour through text: a jsonb number cast to numeric
-    is the same value, with the same scale, as its text read as numeric."""
+def _value(d: Dialect, document: str, path: tuple[str, ...]) -> str:
+    """What _number_of reads a metric from: on PostgreSQL the jsonb value at `path` (a lookup by
+    key, cheap; equal values are the same number or none on both sides), on SQLite the number."""
     if d.name != "postgresql":
         return d.json_number(document, path)
-    value = f"({document} #> '{{{','.join(path)}}}')"
+    return document + "".join(f" -> '{key}'" for key in path)
+
+
+def _number_of(d: Dialect, value: str) -> str:
+    """The number a _value holds (d.json_number's): a jsonb number cast to numeric is the same
+    value, with the same scale, as its text read as numeric."""
+    if d.name != "postgresql":
+        return value
     return f"CASE WHEN jsonb_typeof({value}) = 'number' THEN CAST({value} AS numeric) END"
 
 
@@ -198,8 +205,8 @@ def snapshot_diff(d: Dialect, target: str, dashboard: str, legacy: LegacyTable |
     if legacy is None:
         return NOTHING_TO_COMPARE
     once = _computed_once(d)
-    numbers = ",\n                       ".join(
-        f"{_number(d, side, path)} AS {side}{i}" for side in "lp" for i, path in enumerate(METRICS.values()))
+    values = ",\n                       ".join(
+        f"{_value(d, side, path)} AS {side}{i}" for side in "lp" for i, path in enumerate(METRICS.values()))
     metric_names = ", ".join(f"({i}, '{metric}')" for i, metric in enumerate(METRICS))
     pick = lambda side: "CASE m.position " + " ".join(  # noqa: E731
         f"WHEN {i} THEN n.{side}{i}" for i in range(len(METRICS))) + " END"
@@ -243,17 +250,19 @@ def snapshot_diff(d: Dialect, target: str, dashboard: str, legacy: LegacyTable |
     ),
     metric_names (position, metric) AS (VALUES {metric_names}),
     differing AS {d.materialized} (
-        -- the nine numbers of each side taken out once per document, then one row per metric
+        -- each side's nine values looked up once per document, then one row per metric whose
+        -- values differ, the numbers taken out of those only
         SELECT * FROM (
             SELECT n.tenant_id, n.snapshot_date, n.captured_at, m.metric,
-                   {pick('l')} AS legacy_value, {pick('p')} AS pipeline_value
+                   {_number_of(d, pick('l'))} AS legacy_value, {_number_of(d, pick('p'))} AS pipeline_value
             FROM (
                 SELECT tenant_id, snapshot_date, captured_at,
-                       {numbers}
+                       {values}
                 FROM documents
                 {once}
             ) AS n
             CROSS JOIN metric_names m
+            WHERE NOT {d.same(pick('l'), pick('p'))}
             {once}
         ) AS pairs
         WHERE NOT {d.same('legacy_value', 'pipeline_value')}
