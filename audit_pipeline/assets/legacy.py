@@ -116,12 +116,12 @@ def comparison_report(context: dg.AssetExecutionContext, w: Warehouse, start: dt
 
 @contextmanager
 def _reads(w: Warehouse) -> Iterator[Callable[..., list[tuple]]]:
-    """The report's reads, in one read-only transaction with the writes' settings for statements
-    that read whole tables (on PostgreSQL, work_mem for grouping a few hundred thousand rows in
-    memory instead of on disk). Yields find(sql, **params), as Reader.find."""
+    """The report's reads, in one read-only transaction with `legacy.report_settings` (a few
+    hundred thousand tenant-days grouped in memory, in one process). Yields find(sql, **params),
+    as Reader.find."""
     w.tables.prepare()
     with read_connection(w.tables.engine) as conn, conn.begin():
-        for setting in w.dialect.bulk_settings:
+        for setting in legacy.report_settings(w.dialect):
             conn.execute(text(setting))
         yield lambda sql, **params: [tuple(row) for row in conn.execute(text(sql), {**w.tables.common_params(), **params})]
 
