@@ -156,13 +156,13 @@ def _texts_agree(d: Dialect, legacy_metrics: str, pipeline_metrics: str) -> str:
     either (a JSON parse costs more than everything else per capture).
 
     The pipeline's text (`"key" : value`, as PostgreSQL's json_build_object writes it) is rewritten
-    to the spacing `"key": value` that jsonb, Python and most serializers write, and compared with
-    the old job's text byte for byte. Sound whatever the texts hold: without a backslash every `"`
+    to the spacing `"key": value` of jsonb's text and Python's json.dumps (the demo's old job), and
+    compared with the old job's text byte for byte. Sound whatever the texts hold: without a backslash every `"`
     delimits a string, so the rewrite only drops a space outside strings or the first space of a
     string that begins with " : ", and such a string contains a colon before and after, so it is
     none of the metrics' keys; every key, number and nesting reads the same. Equal texts then hold
     equal numbers. Any other difference (spacing, key order, 50 against 50.0, no pipeline row)
-    leaves it false, and the documents are parsed and compared number by number.
+    leaves it false, and the documents are parsed and compared number by number: a fast path only.
     """
     pipeline_text = f"CAST({pipeline_metrics} AS TEXT)"
     no_backslash = f"{d.find(pipeline_text, BACKSLASH)} = 0"
@@ -170,9 +170,10 @@ def _texts_agree(d: Dialect, legacy_metrics: str, pipeline_metrics: str) -> str:
 
 
 def _utc_day(d: Dialect, instant: str) -> str:
-    """The UTC day of an instant (its date in the session's time zone, which `use_utc_sessions`
-    makes UTC; SQLite's instants are UTC text): far cheaper than a day in the reporting time zone,
-    and only used as a hash key, on both sides of a join."""
+    """The day of an instant in the session's time zone (UTC: `use_utc_sessions`; SQLite's instants
+    are UTC text): far cheaper than a day in the reporting time zone. Only a join key, computed the
+    same way on both sides: any zone whose days are shorter than 48 h would give the same counts.
+    """
     if d.name == "postgresql":
         return f"CAST({d.instant(instant)} AS date)"
     return f"date({d.instant(instant)})"
