@@ -177,6 +177,31 @@ def test_each_rule_of_the_comparison(engine):
         r'\b(INSERT\s+INTO|UPDATE|DELETE\s+FROM|ALTER|DROP|CREATE|LOCK|TRUNCATE|COMMENT\s+ON|GRANT)\b[^;]*?"DashboardSnapshot"', s, re.I)]
 
 
+def test_a_capture_whose_text_shows_the_pipelines_numbers_is_no_difference(engine):
+    """The write compares texts before it parses anything: the pipeline's own text, and the same in
+    the old job's spacing ("key": value), are no difference; one number changed in that spacing is."""
+    history(engine)
+    with engine.connect() as conn:
+        stored = dict(conn.execute(text(
+            "SELECT tenant_id, CAST(metrics AS TEXT) FROM dashboard_snapshot WHERE snapshot_date = :day"),
+            {"day": D10 if engine.dialect.name == "postgresql" else D10.isoformat()}).all())
+    spaced = {tenant: document.replace('" : ', '": ') for tenant, document in stored.items()}
+    changed = re.sub(r'"highOpen":( ?)1,', r'"highOpen":\g<1>3,', spaced["t1"])
+    assert changed != spaced["t1"]
+    tables.legacy_metadata.create_all(engine)
+    with engine.begin() as conn:
+        for id, tenant, at, document in [("as-stored", "t1", "2024-06-11 01:00:00", stored["t1"]),
+                                          ("old-spacing", "t2", "2024-06-11 01:00:00", spaced["t2"]),
+                                          ("one-changed", "t1", "2024-06-12 01:00:00", changed)]:
+            conn.execute(text('INSERT INTO "DashboardSnapshot" (id, "tenantId", "capturedAt", metrics) VALUES (:id, :tenant, :at, :m)'),
+                         dict(id=id, tenant=tenant, at=ist(at), m=document))
+    warehouse(engine).writer.legacy_snapshot_diff(D10, D11)
+    # 06-11's pipeline row is 06-10's (nothing changed in between): only highOpen differs, and the
+    # total it is part of does not (the old job's text says 1 there)
+    assert {key: value[1:3] for key, value in diff_rows(engine).items()} == {
+        ("t1", D11, "severity.highOpen"): (Decimal(3), Decimal(1))}
+
+
 def test_a_rerun_replaces_and_a_narrower_range_gives_the_same_rows(engine):
     history(engine)
     add_legacy_rows(engine)

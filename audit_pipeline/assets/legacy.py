@@ -2,12 +2,16 @@
 cutover, as legacy_snapshot_diff rows and as the materialization's metadata."""
 
 import datetime as dt
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Callable, Iterator
 
 import dagster as dg
+from sqlalchemy import text
 
 from ..calendar import local_date, parse_day, parse_instant
+from ..dialect import read_connection
 from ..partitions import daily_partitions
 from ..settings import LEGACY_SNAPSHOT_TABLE_VAR
 from ..sql import legacy
@@ -61,14 +65,16 @@ def comparison_report(context: dg.AssetExecutionContext, w: Warehouse, start: dt
     d = w.dialect
     params = {**legacy.range_params(d, start, end), **legacy.window_params(d, w.settings.tz, start, end)}
     dashboard, diff = w.tables.ref("dashboard_snapshot"), w.tables.ref("legacy_snapshot_diff")
-    days = [DayComparison(parse_day(day), *(int(n or 0) for n in counts))
-            for day, *counts in w.reader.find(legacy.comparison_by_day(d, table, dashboard, diff), **params)]
-    span = old_job_days(w, table)
+    with _reads(w) as find:
+        days = [DayComparison(parse_day(day), *(int(n or 0) for n in counts))
+                for day, *counts in find(legacy.comparison_by_day(d, table, dashboard, diff), **params)]
+        span = old_job_days(find, w, table)
+        by_metric = {metric: {"differences": n, "explained_by_log": int(explained or 0)}
+                     for metric, n, explained in find(legacy.differences_by_metric(diff), **params)}
+        largest = find(legacy.largest_unexplained(diff), **params)
     in_span = [c for c in days if span and span[0] <= c.day <= span[1]]
     missed = [c for c in in_span if c.without_legacy_row]
     total = lambda field: sum(getattr(c, field) for c in days)  # noqa: E731
-    by_metric = {metric: {"differences": n, "explained_by_log": int(explained or 0)}
-                 for metric, n, explained in w.reader.find(legacy.differences_by_metric(diff), **params)}
 
     summary = (
         f"{total('compared')} tenant-days compared with the old job: {total('matching')} match, "
@@ -103,15 +109,27 @@ def comparison_report(context: dg.AssetExecutionContext, w: Warehouse, start: dt
         f"largest unexplained differences (first {legacy.PREVIEW_ROWS})": markdown_table(
             ["day", "tenant", "metric", "old job", "pipeline"],
             [(parse_day(day), tenant, metric, _number(old), _number(new))
-             for day, tenant, metric, old, new in w.reader.find(legacy.largest_unexplained(diff), **params)],
+             for day, tenant, metric, old, new in largest],
         ),
     }
 
 
-def old_job_days(w: Warehouse, table: legacy.LegacyTable) -> tuple[dt.date, dt.date] | None:
+@contextmanager
+def _reads(w: Warehouse) -> Iterator[Callable[..., list[tuple]]]:
+    """The report's reads, in one read-only transaction with `legacy.report_settings` (a few
+    hundred thousand tenant-days grouped in memory, in one process). Yields find(sql, **params),
+    as Reader.find."""
+    w.tables.prepare()
+    with read_connection(w.tables.engine) as conn, conn.begin():
+        for setting in legacy.report_settings(w.dialect):
+            conn.execute(text(setting))
+        yield lambda sql, **params: [tuple(row) for row in conn.execute(text(sql), {**w.tables.common_params(), **params})]
+
+
+def old_job_days(find: Callable[..., list[tuple]], w: Warehouse, table: legacy.LegacyTable) -> tuple[dt.date, dt.date] | None:
     """The first and last day the old job's rows describe: outside them it was not running yet, or
     any more, so a day without its rows there is no missed night."""
-    first, last = w.reader.find(legacy.capture_span(w.dialect, table))[0]
+    first, last = find(legacy.capture_span(w.dialect, table))[0]
     if first is None:
         return None
     one_day = dt.timedelta(days=1)
