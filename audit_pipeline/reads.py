@@ -7,8 +7,10 @@ for (or block) the writes of writes.py.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+from typing import Callable, Iterator
 from dataclasses import replace
 
 from sqlalchemy import bindparam, text
@@ -30,13 +32,20 @@ class Reader:
 
     def find(self, sql: str, **params) -> list[tuple]:
         """Rows of a read-only query (the checks' queries), with the common parameters bound."""
+        with self.reads() as find:
+            return find(sql, **params)
+
+    @contextlib.contextmanager
+    def reads(self, settings: tuple[str, ...] = ()) -> Iterator[Callable[..., list[tuple]]]:
+        """find(sql, **params) for several reads in one read-only transaction (one state of the
+        tables), after the history's updates and with the bulk settings (sorts in memory, no JIT)
+        and `settings`."""
         self.tables.prepare()
-        with read_connection(self.tables.engine) as conn:
+        with read_connection(self.tables.engine) as conn, conn.begin():
             self.tables.reading_history(conn)
-            # The checks read whole ranges of the tables too: sorts in memory, no JIT (see the dialect).
-            for setting in self.tables.dialect.bulk_settings:
+            for setting in (*self.tables.dialect.bulk_settings, *settings):
                 conn.execute(text(setting))
-            return [tuple(row) for row in conn.execute(text(sql), {**self.tables.common_params(), **params})]
+            yield lambda sql, **params: [tuple(row) for row in conn.execute(text(sql), {**self.tables.common_params(), **params})]
 
     def day_span(self, table: str) -> tuple[dt.date, dt.date] | None:
         """The first and last day the daily output table `table` holds; None when it is empty."""

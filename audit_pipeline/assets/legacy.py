@@ -2,16 +2,13 @@
 cutover, as legacy_snapshot_diff rows and as the materialization's metadata."""
 
 import datetime as dt
-from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Callable, Iterator
+from typing import Callable
 
 import dagster as dg
-from sqlalchemy import text
 
 from ..calendar import local_date, parse_day, parse_instant
-from ..dialect import read_connection
 from ..partitions import daily_partitions
 from ..settings import LEGACY_SNAPSHOT_TABLE_VAR
 from ..sql import legacy
@@ -65,7 +62,8 @@ def comparison_report(context: dg.AssetExecutionContext, w: Warehouse, start: dt
     d = w.dialect
     params = {**legacy.range_params(d, start, end), **legacy.window_params(d, w.settings.tz, start, end)}
     dashboard, diff = w.tables.ref("dashboard_snapshot"), w.tables.ref("legacy_snapshot_diff")
-    with _reads(w) as find:
+    # In one transaction with the settings of a grouping of every tenant-day (sql/legacy.report_settings).
+    with w.reader.reads(legacy.report_settings(w.dialect)) as find:
         days = [DayComparison(parse_day(day), *(int(n or 0) for n in counts))
                 for day, *counts in find(legacy.comparison_by_day(d, table, dashboard, diff), **params)]
         span = old_job_days(find, w, table)
@@ -112,18 +110,6 @@ def comparison_report(context: dg.AssetExecutionContext, w: Warehouse, start: dt
              for day, tenant, metric, old, new in largest],
         ),
     }
-
-
-@contextmanager
-def _reads(w: Warehouse) -> Iterator[Callable[..., list[tuple]]]:
-    """The report's reads, in one read-only transaction with `legacy.report_settings` (a few
-    hundred thousand tenant-days grouped in memory, in one process). Yields find(sql, **params),
-    as Reader.find."""
-    w.tables.prepare()
-    with read_connection(w.tables.engine) as conn, conn.begin():
-        for setting in legacy.report_settings(w.dialect):
-            conn.execute(text(setting))
-        yield lambda sql, **params: [tuple(row) for row in conn.execute(text(sql), {**w.tables.common_params(), **params})]
 
 
 def old_job_days(find: Callable[..., list[tuple]], w: Warehouse, table: legacy.LegacyTable) -> tuple[dt.date, dt.date] | None:

@@ -315,12 +315,10 @@ IN_RANGE = "snapshot_date >= :range_start AND snapshot_date < :range_after"
 
 
 def report_settings(d: Dialect) -> tuple[str, ...]:
-    """Run first in the transaction of a run's reads: the writes' settings for statements that read
-    whole tables (work_mem: the grouping of every tenant-day stays in memory), and on PostgreSQL no
+    """Run first in the transaction of a run's reads (beside the bulk settings): on PostgreSQL no
     parallel workers: the tenant-days are spread over all of them, so each worker's partial grouping
     reduces nothing and the leader groups everything again (twice the time, measured)."""
-    serial = ("SET LOCAL max_parallel_workers_per_gather = 0",) if d.name == "postgresql" else ()
-    return (*d.bulk_settings, *serial)
+    return ("SET LOCAL max_parallel_workers_per_gather = 0",) if d.name == "postgresql" else ()
 
 
 def comparison_by_day(d: Dialect, legacy: LegacyTable, dashboard: str, diff: str) -> str:
