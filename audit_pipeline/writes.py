@@ -22,6 +22,9 @@ from .calendar import day_end, days, fiscal_quarter
 from .output_tables import OutputTables
 from .reads import Reader
 
+# A write of this many rows or more refreshes its table's statistics.
+ANALYZE_AFTER_ROWS = 50_000
+
 # Separates observation ids on a repeat chain's path: a control character no id contains.
 PATH_SEPARATOR = "\x1f"
 
@@ -176,6 +179,10 @@ class TableWriter:
             rows, tenants = conn.execute(
                 text(f"SELECT count(*), count(DISTINCT tenant_id) FROM {target} WHERE {in_range}"), bounds
             ).one()
+            if rows >= ANALYZE_AFTER_ROWS:
+                # A long range rewrites much of the table: the statements that read it next (the
+                # same run's downstream writes and checks) are planned on its new size.
+                conn.execute(text(f"ANALYZE {target}"))
             self._drop_calendar(conn)
         return WriteResult(name, rows, tenants, (end - start).days + 1, time.perf_counter() - began)
 
