@@ -30,28 +30,34 @@ def _runs(d: Dialect, history: str, value_column: str) -> str:
     how many end on each day, per value.
 
     A run that overlaps the range counts from its first day in it (its tenant's first day if later);
-    one that ends inside the range stops counting on its end day. The runs are counted by day and
-    value before they meet the tenants: a night reads every run open that day (every requirement
-    ever created) but joins a few rows per tenant. Runs that end are found by the index on valid_to,
-    not by reading every open run again.
+    one that ends inside the range stops counting on its end day. The runs are counted by their cut
+    days and value before they meet the tenants: a night reads every run open that day (every
+    requirement ever created) and groups them into a few rows per tenant, which the join then reads
+    (twice as fast on a night as joining every run; some 15% slower over a whole history, where the
+    grouping reduces little). Runs that end are found by the index on valid_to, not by reading every
+    open run again.
     """
-    first_day = d.greatest("h.valid_from", "t.first_day", ":range_start")
     return f"""
     starting AS (
-        SELECT tenant_id, day, value, count(*) AS n FROM (
-            SELECT h.tenant_id, {first_day} AS day, h.{value_column} AS value,
-                   {d.least('coalesce(h.valid_to, :day_max)', ':range_after')} AS end_day
-            FROM {history} h JOIN onboarded t ON t.id = h.tenant_id
-            WHERE h.valid_from < :range_after AND (h.valid_to IS NULL OR h.valid_to > :range_start)
-        ) AS overlapping
-        WHERE day < end_day
-        GROUP BY tenant_id, day, value
+        SELECT r.tenant_id, {d.greatest('r.day', 't.first_day')} AS day, r.value, sum(r.n) AS n
+        FROM (
+            SELECT tenant_id, {d.greatest('valid_from', ':range_start')} AS day,
+                   {d.least('coalesce(valid_to, :day_max)', ':range_after')} AS end_day, {value_column} AS value,
+                   count(*) AS n
+            FROM {history}
+            WHERE valid_from < :range_after AND (valid_to IS NULL OR valid_to > :range_start)
+            GROUP BY 1, 2, 3, 4
+        ) AS r
+        JOIN onboarded t ON t.id = r.tenant_id
+        WHERE {d.greatest('r.day', 't.first_day')} < r.end_day
+        GROUP BY r.tenant_id, {d.greatest('r.day', 't.first_day')}, r.value
     ),
     ending AS (
         -- few on a night, and mostly one per (tenant, day, value) over a long range: not grouped
         SELECT h.tenant_id, h.valid_to AS day, h.{value_column} AS value, 1 AS n
         FROM {history} h JOIN onboarded t ON t.id = h.tenant_id
-        WHERE h.valid_to > :range_start AND h.valid_to < :range_after AND {first_day} < h.valid_to
+        WHERE h.valid_to > :range_start AND h.valid_to < :range_after
+          AND {d.greatest('h.valid_from', 't.first_day', ':range_start')} < h.valid_to
     )"""
 
 
