@@ -112,6 +112,9 @@ class Dialect:
     # Statements run first in every transaction of the pipeline that reads or writes whole tables.
     bulk_settings: tuple[str, ...] = ()
 
+    # Whether a FULL JOIN of two large row sets is hashed (PostgreSQL), not nested loops (SQLite).
+    hashes_full_joins = False
+
     def normalized_enum(self, expr: str) -> str:
         return f"upper({self.trim_ws(expr)})"
 
@@ -156,6 +159,7 @@ class PostgresDialect(Dialect):
 
     materialized = "MATERIALIZED"
     inlined = "NOT MATERIALIZED"
+    hashes_full_joins = True
 
     def __init__(self, images_are_text: bool = False):
         self.images_are_text = images_are_text
