@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     backfill.add_argument("--end", type=_iso_date, help="last day, YYYY-MM-DD (default: the last complete day)")
     backfill.add_argument(
         "--rebuild-history", action="store_true",
-        help="derive the record history from the whole audit_log again, not only from its new rows",
+        help="derive the record history from the whole audit_log again, not only from its new rows, and "
+        "repeat_finding and engagement_progress from every observation",
     )
 
     demo = commands.add_parser("demo-data", help="write the deterministic demo source tables")
@@ -103,7 +104,8 @@ def run_backfill(start: dt.date, end: dt.date | None, rebuild_history: bool = Fa
             tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
             run_config={
                 "loggers": {"console": {"config": {"log_level": "INFO"}}},
-                "ops": {"record_history": {"config": {"full_rebuild": rebuild_history}}},
+                # The two steps that follow the log: the record history and the current-state tables.
+                "ops": {step: {"config": {"full_rebuild": rebuild_history}} for step in ("record_history", "current_findings")},
             },
             raise_on_error=False,
         )
