@@ -234,16 +234,17 @@ def _rebuild_copy(conn: Connection, w: Warehouse, copy: str, tenants: str) -> No
 
 
 def _create_temporary(conn: Connection, touched: list[str]) -> None:
+    # Created and dropped in the update's transaction: a failed update rolls their creation back
+    # with the rest, so none can be left on a pooled connection.
     for table in _temporary_tables:
-        table.drop(conn, checkfirst=True)
-        table.create(conn)
+        table.create(conn, checkfirst=False)
     if touched:
         conn.execute(touched_observations.insert(), [{"id": i} for i in touched])
 
 
 def _drop_temporary(conn: Connection) -> None:
     for table in _temporary_tables:
-        table.drop(conn, checkfirst=True)
+        table.drop(conn, checkfirst=False)
 
 
 def _rows(conn: Connection, query: str) -> list[tuple]:
