@@ -178,7 +178,6 @@ def update_statements(w: Warehouse) -> list[str]:
     copied = {"observations": copy, "onboarded": sql.copied_onboarded(tenants)}
     return [
         # The copy: the touched observations' live rows, and what they counted before and after.
-        analyze(sql.TOUCHED),
         sql.engagement_counts_of_touched(copy, -1),
         sql.delete_touched_observations(copy),
         sql.load_observations(copy, only_touched=True),
@@ -189,7 +188,6 @@ def update_statements(w: Warehouse) -> list[str]:
         sql.load_tenants(tenants, only_changed=True),
         # repeat_finding and the flags: the touched observations, their descendants, the changed tenants'.
         sql.affected_observations(copy),
-        analyze(sql.AFFECTED),
         sql.mark_links(d, copy, only_affected=True),
         sql.delete_affected_findings(findings),
         sql.repeat_finding(d, findings, **copied, only_affected=True),
@@ -197,7 +195,6 @@ def update_statements(w: Warehouse) -> list[str]:
         # engagements whose own row changed (compared before the rows are replaced) counted again.
         sql.changed_engagements(d, progress, tenants),
         analyze(sql.AFFECTED_ENGAGEMENTS),
-        analyze(sql.ENGAGEMENT_DELTA),
         sql.apply_engagement_counts(progress),
         sql.delete_affected_engagements(progress),
         sql.engagement_progress(d, progress, **copied, only_affected=True),
@@ -205,6 +202,9 @@ def update_statements(w: Warehouse) -> list[str]:
 
 
 def analyze(table: str) -> str:
+    """Statistics of a temporary table that is usually empty: PostgreSQL takes a table that has
+    never been analyzed and has no pages for one of ten pages (thousands of rows), and would plan
+    the statements that start from it as if it were large. The others are sized from their pages."""
     return f"ANALYZE {table}"
 
 
