@@ -281,17 +281,21 @@ def repeat_finding(
     character that separates ids on the path.
     """
     only = AFFECTED if only_affected else None
+    # What the row shows of the observation and its parent rides along the recursion, so that the
+    # result needs no second lookup of either.
     return f"""
-    WITH RECURSIVE chain (observation_id, tenant_id, member_id, member_created_at, next_id, next_created_at, depth, path) AS (
-        SELECT o.id, o.tenant_id, o.id, o.created_at, parent.id, parent.created_at, 1, :sep || o.id || :sep
+    WITH RECURSIVE chain (observation_id, tenant_id, title, status, severity, parent_severity,
+                          member_id, member_created_at, next_id, next_created_at, depth, path) AS (
+        SELECT o.id, o.tenant_id, o.title, o.status, o.severity, parent.severity,
+               o.id, o.created_at, parent.id, parent.created_at, 1, :sep || o.id || :sep
         FROM {_rows_of(observations, 'o', only)}
         JOIN {observations} parent ON parent.id = o.repeat_of_id AND parent.tenant_id = o.tenant_id
-        WHERE o.tenant_id IN ({onboarded})
+        WHERE o.repeat_of_id IS NOT NULL AND o.tenant_id IN ({onboarded})
         UNION ALL
         -- next_id exists and has the chain's tenant; it continues the chain unless it is on the
         -- path already. Its own link, if it leads to an observation of the tenant, gives the next one.
-        SELECT c.observation_id, c.tenant_id, c.next_id, c.next_created_at, n.id, n.created_at,
-               c.depth + 1, c.path || c.next_id || :sep
+        SELECT c.observation_id, c.tenant_id, c.title, c.status, c.severity, c.parent_severity,
+               c.next_id, c.next_created_at, n.id, n.created_at, c.depth + 1, c.path || c.next_id || :sep
         FROM chain c
         JOIN {observations} m ON m.id = c.next_id
         LEFT JOIN {observations} n ON n.id = m.repeat_of_id AND n.tenant_id = c.tenant_id
@@ -299,13 +303,11 @@ def repeat_finding(
     )
     INSERT INTO {target} (observation_id, tenant_id, title, status, current_severity, previous_severity,
                           original_observation_id, original_date, occurrence_count)
-    SELECT o.id, o.tenant_id, o.title, o.status,
-           {d.normalized_enum('o.severity')}, {d.normalized_enum('parent.severity')},
-           c.member_id, {d.local_day('c.member_created_at')}, c.depth
-    FROM chain c
-    JOIN {observations} o ON o.id = c.observation_id
-    JOIN {observations} parent ON parent.id = o.repeat_of_id
-    WHERE c.next_id IS NULL OR {d.find('c.path', ':sep || c.next_id || :sep')} > 0
+    SELECT observation_id, tenant_id, title, status,
+           {d.normalized_enum('severity')}, {d.normalized_enum('parent_severity')},
+           member_id, {d.local_day('member_created_at')}, depth
+    FROM chain
+    WHERE next_id IS NULL OR {d.find('path', ':sep || next_id || :sep')} > 0
     """
 
 
