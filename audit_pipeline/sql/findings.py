@@ -232,12 +232,19 @@ def mark_links(d: Dialect, observations: str, only_affected: bool) -> str:
     (a few hundred; a rebuild loads every row with both flags false): the statement reaches them
     from those small sets, never by scanning the copy for flags that differ. Binds :sep."""
     only = AFFECTED if only_affected else None
+    if only_affected:
+        # Each affected row looked up by id: through the flags' partial indexes, PostgreSQL would
+        # read every flagged observation (more, the longer the history) to find the affected ones.
+        flagged = f"""SELECT a.id FROM {AFFECTED} a
+        WHERE (SELECT o.cross_tenant_link OR o.on_cycle FROM {observations} o WHERE o.id = a.id)"""
+    else:
+        flagged = f"SELECT id FROM {observations} WHERE cross_tenant_link OR on_cycle"
     return f"""
     WITH RECURSIVE {_walk(d, observations, only).strip()},
     {_crossing(observations, only).strip()},
     cyclic AS (SELECT start_id AS id FROM walk WHERE next_id = start_id),
     flagged AS (
-        SELECT o.id FROM {_rows_of(observations, 'o', only)} WHERE o.cross_tenant_link OR o.on_cycle
+        {flagged}
     )
     UPDATE {observations}
     SET cross_tenant_link = (id IN (SELECT id FROM crossing)), on_cycle = (id IN (SELECT id FROM cyclic))
