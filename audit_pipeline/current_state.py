@@ -19,7 +19,8 @@ onboarded tenants, `current_onboarded_tenant`), kept up to date like the record 
   engagement columns engagement_progress already holds. Neither grows with the history;
 - a **rebuild** copies every observation and derives everything, with the same statements: on
   request (`full_rebuild`), on the first run, when the reporting time zone changed (`original_date`
-  is a day of that zone), and above MAX_UPDATE_ROWS new log rows.
+  is a day of that zone), when the copy is found empty (dropped) while observations exist, and
+  above MAX_UPDATE_ROWS new log rows.
 
 Everything happens in one transaction with the reader's position, under locks of the tables it
 writes: a failure leaves the previous state, and two runs never update at once. The checks' offending
@@ -118,7 +119,7 @@ def update_current_findings(
         saved = conn.execute(
             text(f"SELECT position, timezone FROM {positions} WHERE consumer = :consumer"), {"consumer": CONSUMER}
         ).first()
-        reason, batch = _rebuild_reason(full_rebuild, saved, w.settings.timezone), None
+        reason, batch = _rebuild_reason(conn, full_rebuild, saved, w.settings.timezone, copy), None
         if reason is None:
             batch = read_new_rows(conn, LogPosition.from_json(saved.position), "id, table_name, record_id", max_update_rows, now)
             if len(batch.rows) >= max_update_rows:
@@ -208,13 +209,18 @@ def analyze(table: str) -> str:
     return f"ANALYZE {table}"
 
 
-def _rebuild_reason(requested: bool, saved, timezone: str) -> str | None:
+def _rebuild_reason(conn: Connection, requested: bool, saved, timezone: str, copy: str) -> str | None:
     if requested:
         return "full rebuild requested"
     if saved is None:
         return "no copy of the current state yet"
     if saved.timezone != timezone:
         return f"the reporting time zone changed from {saved.timezone} to {timezone}"
+    # The copy dropped (and created again, empty) while the position stayed: an update would take
+    # every observation for deleted.
+    lost = f"SELECT NOT EXISTS (SELECT 1 FROM {copy}) AND EXISTS (SELECT 1 FROM observation)"
+    if conn.execute(text(lost)).scalar_one():
+        return "the copy of the observations is empty"
     return None
 
 

@@ -183,6 +183,10 @@ def test_a_rebuild_on_request_on_a_new_time_zone_and_above_the_backlog(engine):
         src.log("observation", "b", f"2024-06-05 10:00:0{i}")
     assert update_current_findings(utc, max_update_rows=3).reason == "more than 3 new log rows"
     assert update_current_findings(utc, max_update_rows=3).mode == "update"
+    with engine.begin() as conn:  # the pipeline's copy lost (dropped and created again)
+        conn.execute(text("DELETE FROM current_observation"))
+    assert update_current_findings(utc).reason == "the copy of the observations is empty"
+    assert rows(engine, "repeat_finding", key="observation_id")["b"]["occurrence_count"] == 2
     # Each consumer has its own position: the record history's is still there.
     with engine.connect() as conn:
         consumers = set(conn.execute(text("SELECT consumer FROM history_log_position")).scalars())
