@@ -2,10 +2,11 @@
 the two checks on repeat links.
 
 They are kept up to date (`current_state.py`) over the pipeline's copy of the observation columns
-they read (`current_observation`) and of the onboarded tenants (`current_onboarded_tenant`). Each
-statement below is written once for both ways of running it: over every row (a rebuild) or only
-over the rows a night affects, named by the temporary tables below (`only_affected`). So a rebuild
-gives exactly the rows the updates give.
+they read (`current_observation`) and of the onboarded tenants (`current_onboarded_tenant`). The
+statements that copy rows and derive the tables and the flags are written once for both ways of
+running them: over every row (a rebuild) or only over the rows a night affects, named by the
+temporary tables below (`only_affected`, `only_touched`). So a rebuild gives exactly the rows the
+updates give.
 
 What a row depends on, and so which rows a night derives again:
 - a repeat_finding row: its observation, its tenant's onboarding, and the observations its chain
@@ -22,8 +23,9 @@ What a row depends on, and so which rows a night derives again:
   touches observations of about half the engagements, and counting those again would read about
   half the observations.
 
-A link to an observation that does not exist (deleted since, in the copy as in the source while no
-log row says otherwise) is followed by none of these, exactly like a null repeat_of_id.
+A link to an observation that does not exist is followed by none of these, exactly like a null
+repeat_of_id. (In the copy a child keeps its link to a deleted observation until a log row names the
+child, where the source's foreign key has set it to null: the same rows either way.)
 
 `repeat_finding()` and `engagement_progress()` read the source tables by default (every row), as
 `writes.TableWriter` does; `cross_tenant_repeat_links()` and `repeat_cycles()` likewise, for a run of
