@@ -249,3 +249,25 @@ def test_the_asset_updates_both_tables_and_reports_the_checks_from_its_copy(engi
     assert materialized["repeat_finding"]["reason"].value == "full rebuild requested"
     assert not checks[CROSS_TENANT_CHECK].passed and checks[CROSS_TENANT_CHECK].metadata["count"].value == 1
     assert "cross-tenant link: a (other)" in checks[CROSS_TENANT_CHECK].metadata["examples"].value
+
+
+def test_backfill_rebuild_history_rebuilds_the_current_state_too(engine, db_url, tmp_path, monkeypatch, capsys):
+    """`audit-pipeline backfill --rebuild-history` (in this process: the run config is the point)."""
+    from audit_pipeline import bookkeeping, cli
+
+    src = SourceBuilder(engine)
+    src.tenant("t1")
+    src.observation("a")
+    src.observation("b", repeat_of="a")
+    monkeypatch.setenv("AUDIT_PIPELINE_DATABASE_URL", db_url)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    for name in bookkeeping.SETTINGS:  # the CLI sets them in its process: restored after the test
+        monkeypatch.setenv(name, bookkeeping.SETTINGS[name])
+    args = ["backfill", "--start", "2024-06-01", "--end", "2024-06-02"]
+    reasons = []
+    for extra in ([], [], ["--rebuild-history"]):
+        assert cli.main([*args, *extra]) == 0, capsys.readouterr().err
+        with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:
+            event = instance.get_latest_materialization_event(findings.repeat_finding.key)
+            reasons.append(event.asset_materialization.metadata["reason"].value)
+    assert reasons == ["no copy of the current state yet", "new log rows", "full rebuild requested"]
