@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     backfill.add_argument("--end", type=_iso_date, help="last day, YYYY-MM-DD (default: the last complete day)")
     backfill.add_argument(
         "--rebuild-history", action="store_true",
-        help="derive the record history from the whole audit_log again, not only from its new rows",
+        help="derive the record history from the whole audit_log again, not only from its new rows, and "
+        "repeat_finding and engagement_progress from every observation",
     )
 
     demo = commands.add_parser("demo-data", help="write the deterministic demo source tables")
@@ -111,7 +112,8 @@ def run_backfill(start: dt.date, end: dt.date | None, rebuild_history: bool = Fa
             tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
             run_config={
                 "loggers": {"console": {"config": {"log_level": "INFO"}}},
-                "ops": {"daily_tables": {"config": {"full_rebuild": rebuild_history}}},
+                # The two steps that follow the log: the daily tables' (record history) and the current-state tables.
+                "ops": {step: {"config": {"full_rebuild": rebuild_history}} for step in ("daily_tables", "current_findings")},
             },
             raise_on_error=False,
         )

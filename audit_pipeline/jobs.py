@@ -24,7 +24,7 @@ rebuild_history_job = dg.define_asset_job(
     "rebuild_record_history",
     selection=dg.AssetSelection.all() - dg.AssetSelection.checks(*freshness_checks),
     partitions_def=daily_partitions,
-    config={"ops": {"daily_tables": {"config": {"full_rebuild": True}}}},
-    description="Parse the whole audit_log again, derive every record's history, and write the selected days from it "
-    "(launch it for the days that need it).",
+    config={"ops": {step: {"config": {"full_rebuild": True}} for step in ("daily_tables", "current_findings")}},
+    description="Parse the whole audit_log again, derive every record's history and the current-state tables, and "
+    "write the selected days from them (launch it for the days that need it).",
 )

@@ -16,7 +16,9 @@ from typing import Callable
 
 import dagster as dg
 
+from .current_state import CROSS_TENANT_CHECK, CYCLE_CHECK
 from .sql import checks as check_sql
+from .sql import findings as findings_sql
 from .sql.common import SEVERITIES
 from .warehouse import Warehouse
 from .writes import PATH_SEPARATOR
@@ -88,16 +90,20 @@ SOURCE_CHECKS: dict[str, list[tuple[str, str, Evaluation]]] = {
     "compliance_snapshot": [
         enum_values_known("compliance_requirement", "status", REQUIREMENT_STATUSES),
     ],
+    # Evaluated here only when the checks run without their asset: they then read `observation`
+    # whole, as it is now. With the asset, its update reads the same rows from its copy of the
+    # observations, in its transaction, through indexes (current_state.py): a night's check does
+    # not read every observation.
     "repeat_finding": [
         (
-            "repeat_links_across_tenants",
+            CROSS_TENANT_CHECK,
             "repeat_of_id links into another tenant's observations (never followed).",
-            problems(lambda w: w.reader.find(check_sql.cross_tenant_repeat_links())),
+            problems(lambda w: w.reader.find(findings_sql.cross_tenant_repeat_links())),
         ),
         (
-            "repeat_link_cycles",
+            CYCLE_CHECK,
             "Observations on a cycle of repeat_of_id links (chains stop there).",
-            problems(lambda w: w.reader.find(check_sql.repeat_cycles(w.dialect), sep=PATH_SEPARATOR)),
+            problems(lambda w: w.reader.find(findings_sql.repeat_cycles(w.dialect), sep=PATH_SEPARATOR)),
         ),
     ],
 }

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Numeric,
     Table,
     Text,
+    text,
 )
 
 source_metadata = MetaData()
@@ -343,6 +344,47 @@ def output_metadata(schema: str | None = None) -> MetaData:
         Column("consumer", Text, primary_key=True, comment="who reads the log from here"),
         Column("position", Text, nullable=False, comment="a log_reader.LogPosition as JSON"),
         Column("timezone", Text, nullable=False, comment="the reporting time zone the days were those of"),
+        info=BOOKKEEPING,
+    )
+
+    # The current-state tables' own bookkeeping (current_state.py): a copy of what repeat_finding,
+    # engagement_progress and their two checks read of `observation`, kept up to date from the log
+    # and indexed as the update reads it (children by repeat_of_id, an engagement's observations, a
+    # tenant's), so that a night reads the observations it touches, not all of them. The source
+    # tables may get no index; these are ours.
+    Table(
+        "current_observation",
+        md,
+        Column("id", Text, nullable=False, comment="observation.id"),
+        Column("tenant_id", Text, comment="observation.tenant_id"),
+        Column("title", Text, comment="observation.title"),
+        Column("status", Text, comment="observation.status"),
+        Column("severity", Text, comment="observation.severity, as stored"),
+        Column("created_at", DateTime(timezone=True), comment="observation.created_at"),
+        Column("closed_at", DateTime(timezone=True), comment="observation.closed_at"),
+        Column("engagement_id", Text, comment="observation.engagement_id"),
+        Column("repeat_of_id", Text, comment="observation.repeat_of_id"),
+        Column(
+            "cross_tenant_link", Boolean, nullable=False,
+            comment="repeat_of_id names an existing observation of another tenant (or either tenant is null)",
+        ),
+        Column("on_cycle", Boolean, nullable=False, comment="its repeat_of_id chain comes back to it"),
+        # Indexes, not a primary key: a rebuild drops them, loads every observation and builds them
+        # again (as history_log_value does).
+        Index("current_observation_by_id", "id", unique=True),
+        Index("current_observation_by_repeat_of", "repeat_of_id"),
+        Index("current_observation_by_engagement", "engagement_id"),
+        Index("current_observation_by_tenant", "tenant_id"),
+        # The two checks read only the flagged rows (a few hundred), through these.
+        Index("current_observation_cross_tenant", "id",
+              postgresql_where=text("cross_tenant_link"), sqlite_where=text("cross_tenant_link")),
+        Index("current_observation_on_cycle", "id", postgresql_where=text("on_cycle"), sqlite_where=text("on_cycle")),
+        info=BOOKKEEPING,
+    )
+    Table(
+        "current_onboarded_tenant",
+        md,
+        Column("tenant_id", Text, primary_key=True, comment="tenant.id of a tenant whose onboarding_completed is true"),
         info=BOOKKEEPING,
     )
     return md

@@ -18,16 +18,20 @@ import os
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects import postgresql
 
 from audit_pipeline import tables
 from audit_pipeline.calendar import days
+from audit_pipeline.current_state import CROSS_TENANT_CHECK, CYCLE_CHECK, update_current_findings
 from audit_pipeline.output_checks import change_identity_problems
 from audit_pipeline.history import update_record_history
+from audit_pipeline.sql import findings as findings_sql
+from audit_pipeline.writes import PATH_SEPARATOR
 
 from audit_pipeline.resources import create_database_engine
-from audit_pipeline.settings import parse_database_url
+from audit_pipeline.settings import load_settings, parse_database_url
+from audit_pipeline.warehouse import Warehouse
 
 from .builder import IST, all_rows, change_rows, create_source_tables, rows, warehouse
 from .reference import HISTORY_TABLES, Reference, load_legacy, load_source
@@ -192,9 +196,20 @@ def compute(engine):
                  w.writer.dashboard_snapshot, w.writer.compliance_trend_daily, w.writer.snapshot_change):
         step(FIRST, LAST)
     w.writer.severity_trend_quarterly(FIRST, LAST)
-    w.writer.repeat_finding()
-    w.writer.engagement_progress()
+    # Rebuilt: the pipeline's copy of the observations may hold the previous example's.
+    assert update_current_findings(w, full_rebuild=True).mode == "rebuild"
     w.writer.legacy_snapshot_diff(FIRST, LAST)
+
+
+def check_current_state(engine, ref: Reference, update=None) -> None:
+    """repeat_finding and engagement_progress against the reference; the repeat-link checks as the
+    update read them (from its copy) against today's queries on the source table."""
+    assert rows(engine, "repeat_finding", key="observation_id") == ref.repeat_findings()
+    assert rows(engine, "engagement_progress", key="engagement_id") == ref.engagement_progress()
+    w = Warehouse(engine, load_settings({}))
+    update = update or update_current_findings(w)  # nothing new: the checks read from the copy
+    assert update.problems[CROSS_TENANT_CHECK] == w.reader.find(findings_sql.cross_tenant_repeat_links())
+    assert update.problems[CYCLE_CHECK] == w.reader.find(findings_sql.repeat_cycles(w.dialect), sep=PATH_SEPARATOR)
 
 
 def legacy_diff(engine, first=FIRST, last=LAST) -> dict:
@@ -254,8 +269,7 @@ def check_against_reference(engine, history):
     quarterly = rows(engine, "severity_trend_quarterly")
     assert {t: (r["as_of_date"], r["critical_open"], r["high_open"], r["medium_open"], r["low_open"]) for t, r in quarterly.items()} == {
         t: (LAST, c["critical_open"], c["high_open"], c["medium_open"], c["low_open"]) for t, c in latest.items()}
-    assert rows(engine, "repeat_finding", key="observation_id") == ref.repeat_findings()
-    assert rows(engine, "engagement_progress", key="engagement_id") == ref.engagement_progress()
+    check_current_state(engine, ref)
     for table in HISTORY_TABLES:
         assert history_rows(engine, table) == reference_history(ref, table, *HISTORY_WINDOW), table
     legacy = load_legacy(engine)
@@ -350,3 +364,161 @@ def test_history_updates_equal_a_full_rebuild(engine, data):
     assert updated == rebuilt
     ref = Reference(load_source(engine), first_day=FIRST)
     assert rebuilt == {table: reference_history(ref, table, *HISTORY_WINDOW) for table in HISTORY_TABLES}
+
+
+# --- the current-state tables kept up to date: incremental updates equal a full rebuild ---------------
+
+NEW_OBSERVATIONS = ["n1", "n2", "n3"]
+CHAIN_IDS = ["a", "b", "c", "d'1", "é", "f", "g", "h", "i"]
+
+
+@st.composite
+def current_states(draw):
+    """Sources for the current-state tables: mostly onboarded tenants, engagements, and observations
+    whose links mostly lead to an earlier one (chains, up to the whole list), now and then to any
+    (cycles, other tenants). No log: the tables read the live rows."""
+    tenants = [dict(id=t, name=f"Bank {t}", onboarding_completed=draw(st.sampled_from([True, True, True, False, None])),
+                    created_at=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)) for t in ("t1", "t2", "t'3")]
+    engagements = [dict(id=e, tenant_id=draw(st.sampled_from(["t1", "t1", "t2"])), name=f"E {e}", status="OPEN",
+                        start_date=FIRST, end_date=LAST) for e in ("e1", "e2")]
+    ids = CHAIN_IDS[:draw(st.integers(2, len(CHAIN_IDS)))]
+    observations = [dict(id=o, tenant_id=draw(st.sampled_from(["t1", "t1", "t1", "t2", "t'3"])), title=f"F {o}",
+                         severity=draw(st.sampled_from(SEVERITY_VALUES)), status="OPEN", created_at=draw(INSTANT),
+                         closed_at=draw(st.one_of(st.none(), INSTANT)), due_date=None, assigned_to=None,
+                         engagement_id=draw(st.sampled_from([None, "e1", "e2"])), repeat_of_id=None) for o in ids]
+    links = {o: draw(st.one_of(st.none(), st.sampled_from(ids[:i] or ids), st.sampled_from(ids[:i] or ids), st.sampled_from(ids)))
+             for i, o in enumerate(ids)}
+    return dict(tenants=tenants, engagements=engagements, observations=observations, requirements=[], log=[], links=links,
+                legacy=[])
+TITLES = ["F x", "F y", None]
+STATUSES = ["OPEN", "CLOSED", " closed", None]
+
+
+@st.composite
+def later_current_changes(draw, base):
+    """Batches of changes after `base`: observations updated (any column the current-state tables
+    read: repeat_of_id, engagement_id, tenant_id, closed_at, title, status, severity), inserted and
+    deleted, each with its audit_log row (some held back to commit a batch later, out of id order);
+    and tenants (onboarding flipped, created, deleted) and engagements (renamed, moved to another
+    tenant, created, deleted) changed without a log row, as the application does."""
+    observations = [o["id"] for o in base["observations"]] + NEW_OBSERVATIONS
+    tenants = [t["id"] for t in base["tenants"]] + ["t4"]
+    engagements = [e["id"] for e in base["engagements"]] + ["e3"]
+    columns = {
+        "repeat_of_id": st.one_of(st.none(), st.sampled_from(observations), st.sampled_from(observations)),
+        "engagement_id": st.one_of(st.none(), st.sampled_from(engagements)),
+        "tenant_id": st.one_of(st.sampled_from(tenants), st.sampled_from(tenants), st.none()),
+        "closed_at": st.one_of(st.none(), INSTANT),
+        "title": st.sampled_from(TITLES),
+        "status": st.sampled_from(STATUSES),
+        "severity": st.sampled_from(SEVERITY_VALUES),
+    }
+    next_id = len(base["log"]) + 1
+    batches = []
+    for _ in range(draw(st.integers(1, 3))):
+        batch = []
+        for _ in range(draw(st.integers(0, 8))):
+            kind = draw(st.sampled_from(["update", "update", "update", "insert", "delete", "tenant", "tenant", "engagement"]))
+            if kind in ("update", "insert", "delete"):
+                record = draw(st.sampled_from(observations))
+                values = {c: draw(v) for c, v in columns.items() if kind != "delete" and draw(st.booleans())}
+                log = dict(id=next_id, tenant_id="t1", table_name="observation", record_id=record, action=kind.upper(),
+                           old_data=None, new_data={c: v and str(v) for c, v in values.items()} or None, changed_at=draw(INSTANT))
+                next_id += 1
+                batch.append(((kind, record, values), log, draw(st.booleans()) and draw(st.booleans())))
+            elif kind == "tenant":
+                change = draw(st.sampled_from(["onboarding", "onboarding", "create", "delete"]))
+                batch.append(((f"tenant {change}", draw(st.sampled_from(tenants)),
+                               draw(st.sampled_from([True, False, None]))), None, False))
+            else:
+                change = draw(st.sampled_from(["name", "status", "move", "create", "delete"]))
+                batch.append(((f"engagement {change}", draw(st.sampled_from(engagements)),
+                               draw(st.sampled_from(tenants))), None, False))
+        batches.append(batch)
+    return batches
+
+
+def apply_current_changes(engine, changes, gone: set) -> None:
+    """Apply one batch's changes and insert their log rows, in one transaction. References are only
+    made to rows that exist (PostgreSQL enforces the foreign keys; a deleted parent's children get a
+    null link there and keep a dangling one on SQLite, which means the same). An id once deleted is
+    never used again (`gone`), as generated ids are not."""
+    t = tables
+    with engine.begin() as conn:
+        def exists(table, id_) -> bool:
+            return id_ is not None and conn.execute(select(table.c.id).where(table.c.id == id_)).first() is not None
+
+        def referenced(tenant) -> bool:
+            return any(conn.execute(select(table.c.id).where(table.c.tenant_id == tenant)).first()
+                       for table in (t.observation, t.audit_engagement, t.compliance_requirement))
+
+        for (kind, record, value), log, _ in changes:
+            if log is not None:
+                conn.execute(insert(t.audit_log), [log])
+            if kind in ("update", "insert"):
+                values = {c: v for c, v in value.items() if v is None or c not in REFERENCES or exists(REFERENCES[c], v)}
+                if kind == "update" and values and exists(t.observation, record):
+                    conn.execute(t.observation.update().where(t.observation.c.id == record).values(**values))
+                elif kind == "insert" and not exists(t.observation, record) and record not in gone:
+                    row = dict(id=record, tenant_id="t1" if exists(t.tenant, "t1") else None, title="F new",
+                               severity="HIGH", status="OPEN", created_at=dt.datetime(2024, 6, 2, tzinfo=dt.timezone.utc),
+                               closed_at=None, due_date=None, assigned_to=None, engagement_id=None, repeat_of_id=None)
+                    conn.execute(insert(t.observation), [{**row, **values}])
+            elif kind == "delete" and exists(t.observation, record):
+                conn.execute(delete(t.observation).where(t.observation.c.id == record))
+                gone.add(record)
+            elif kind == "tenant onboarding" and exists(t.tenant, record):
+                conn.execute(t.tenant.update().where(t.tenant.c.id == record).values(onboarding_completed=value))
+            elif kind == "tenant create" and not exists(t.tenant, record):
+                conn.execute(insert(t.tenant), [dict(id=record, name=f"Bank {record}", onboarding_completed=value,
+                                                     created_at=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc))])
+            elif kind == "tenant delete" and exists(t.tenant, record) and not referenced(record):
+                conn.execute(delete(t.tenant).where(t.tenant.c.id == record))
+            elif kind.startswith("engagement"):
+                e = t.audit_engagement
+                if kind == "engagement create" and not exists(e, record) and record not in gone and exists(t.tenant, value):
+                    conn.execute(insert(e), [dict(id=record, tenant_id=value, name=f"E {record}", status="OPEN",
+                                                  start_date=FIRST, end_date=LAST)])
+                elif kind == "engagement delete" and exists(e, record):
+                    conn.execute(delete(e).where(e.c.id == record))
+                    gone.add(record)
+                elif kind not in ("engagement create", "engagement delete") and exists(e, record):
+                    change = {"engagement name": dict(name=f"E {record} renamed"), "engagement status": dict(status=" closed"),
+                              "engagement move": dict(tenant_id=value) if exists(t.tenant, value) else {}}[kind]
+                    if change:
+                        conn.execute(e.update().where(e.c.id == record).values(**change))
+
+
+REFERENCES = {"repeat_of_id": tables.observation, "engagement_id": tables.audit_engagement, "tenant_id": tables.tenant}
+
+
+@settings(max_examples=max(EXAMPLES // 2, 10), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_current_findings_updates_equal_a_full_rebuild(engine, data):
+    base = data.draw(st.one_of(current_states(), histories()))
+    load(engine, base)
+    w = warehouse(engine)
+    assert update_current_findings(w, full_rebuild=True).mode == "rebuild"
+    held, gone = [], set()
+    for batch in data.draw(later_current_changes(base)):
+        apply_current_changes(engine, held + [c for c in batch if not c[2]], gone)
+        held = [c for c in batch if c[2]]
+        update = update_current_findings(w)
+        # (The first observations after none: the copy is empty, which is also how a dropped copy
+        # looks, and so rebuilt; cheap, as there is nothing else.)
+        assert update.mode == "update" or update.reason == "the copy of the observations is empty"
+        if update.mode == "update":  # what the examples covered (pytest --hypothesis-show-statistics)
+            event(f"descendants derived: {update.observations_derived > update.observations_touched}")
+            event(f"tenants changed: {update.tenants_changed > 0}; engagements recounted: {update.engagements_derived > 0}")
+            event(f"repeat rows: {update.rows['repeat_finding'] > 0}; on a cycle: {bool(update.problems[CYCLE_CHECK])}; "
+                  f"across tenants: {bool(update.problems[CROSS_TENANT_CHECK])}")
+        # After each batch (its held-back rows not yet committed): the sources as they are now.
+        check_current_state(engine, Reference(load_source(engine), first_day=FIRST), update)
+    apply_current_changes(engine, held, gone)
+    update_current_findings(w)
+    updated = {table: all_rows(engine, table) for table in ("repeat_finding", "engagement_progress")}
+    assert update_current_findings(w, full_rebuild=True).mode == "rebuild"
+    rebuilt = {table: all_rows(engine, table) for table in ("repeat_finding", "engagement_progress")}
+    assert {t: sorted(r, key=str) for t, r in updated.items()} == {t: sorted(r, key=str) for t, r in rebuilt.items()}
+    check_current_state(engine, Reference(load_source(engine), first_day=FIRST))

@@ -2,8 +2,9 @@
 
 import datetime as dt
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 
+from audit_pipeline.current_state import update_current_findings
 from audit_pipeline.history import update_record_history
 from audit_pipeline import tables
 
@@ -66,4 +67,36 @@ def test_a_history_update_issues_the_same_statements_for_one_record_or_many(engi
     src = SourceBuilder(engine)
     add_tenants(src, 0, 30)
     one, many = history_update_statements(engine, src, 1), history_update_statements(engine, src, 30)
+    assert len(one) == len(many) < 60
+
+
+def current_findings_statements(engine, src, changes: int) -> list[str]:
+    """The statements of a current-state update that reads `changes` new log rows of as many
+    observations, each of which moves to another engagement and starts a chain."""
+    w = warehouse(engine)
+    update_current_findings(w)  # the first run: a rebuild
+    with engine.begin() as conn:
+        for i in range(changes):
+            conn.execute(text(f"UPDATE observation SET repeat_of_id = 'o{i + 1}', engagement_id = 'e{i}' WHERE id = 'o{i}'"))
+    for i in range(changes):
+        src.log("observation", f"o{i}", "2024-06-05 10:00:00", new={"repeat_of_id": f"o{i + 1}"})
+    issued = []
+    listener = lambda conn, cursor, statement, *args: issued.append(statement)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        update = update_current_findings(w)
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert (update.mode, update.observations_touched) == ("update", changes)
+    return issued
+
+
+def test_a_current_findings_update_issues_the_same_statements_for_one_record_or_many(engine):
+    src = SourceBuilder(engine)
+    add_tenants(src, 0, 31)
+    with engine.begin() as conn:  # one tenant: the chains stay within it
+        conn.execute(text("UPDATE observation SET tenant_id = 't0'"))
+    for i in range(31):
+        src.engagement(f"e{i}", tenant="t0")
+    one, many = current_findings_statements(engine, src, 1), current_findings_statements(engine, src, 30)
     assert len(one) == len(many) < 60

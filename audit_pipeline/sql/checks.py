@@ -115,30 +115,6 @@ HEALTH_RANGES = {
 }
 
 
-def cross_tenant_repeat_links() -> str:
-    return """
-    SELECT 'cross-tenant link' AS kind, o.id AS id, parent.id AS detail
-    FROM observation o JOIN observation parent ON parent.id = o.repeat_of_id
-    WHERE parent.tenant_id <> o.tenant_id OR o.tenant_id IS NULL OR parent.tenant_id IS NULL
-    ORDER BY 2
-    """
-
-
-def repeat_cycles(d: Dialect) -> str:
-    """Observations whose repeat_of_id chain comes back to them. Binds :sep."""
-    return f"""
-    WITH RECURSIVE walk (start_id, next_id, path) AS (
-        SELECT id, repeat_of_id, :sep || id || :sep FROM observation WHERE repeat_of_id IS NOT NULL
-        UNION ALL
-        SELECT w.start_id, o.repeat_of_id, w.path || o.id || :sep
-        FROM walk w JOIN observation o ON o.id = w.next_id
-        WHERE {d.find('w.path', ':sep || o.id || :sep')} = 0 AND o.repeat_of_id IS NOT NULL
-    )
-    SELECT DISTINCT 'on a cycle' AS kind, start_id AS id, '' AS detail FROM walk WHERE next_id = start_id
-    ORDER BY 2
-    """
-
-
 def closed_before_created() -> str:
     return """
     SELECT 'closed before created' AS kind, id, tenant_id AS detail FROM observation
