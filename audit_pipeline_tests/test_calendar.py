@@ -1,12 +1,13 @@
 """Days, day ends and fiscal quarters: the pure functions behind the calendar table."""
 
 import datetime as dt
+import subprocess
+import sys
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from audit_pipeline.calendar import day_end, fiscal_quarter, last_complete_day
-from audit_pipeline.demo_range import demo_start
 
 IST = ZoneInfo("Asia/Kolkata")
 
@@ -42,6 +43,7 @@ def test_fiscal_quarters(day, start_month, expected):
     assert (q.fiscal_year, q.quarter, q.start.isoformat(), q.end.isoformat(), q.label) == expected
 
 
-def test_demo_covers_six_fiscal_quarters_the_current_one_included():
-    assert demo_start(dt.date(2026, 11, 24), 4, dt.date(2024, 4, 1)) == dt.date(2025, 7, 1)  # Q2 FY2025-26 .. Q3 FY2026-27
-    assert demo_start(dt.date(2024, 11, 24), 4, dt.date(2024, 4, 1)) == dt.date(2024, 4, 1)  # not before the first partition
+def test_the_demo_fills_the_whole_history_from_the_first_partition(monkeypatch):
+    monkeypatch.setenv("AUDIT_PIPELINE_START_DATE", "2024-06-01")
+    result = subprocess.run([sys.executable, "-m", "audit_pipeline.demo_range"], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "2024-06-01"

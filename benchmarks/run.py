@@ -54,8 +54,9 @@ OUTPUT_TABLES = ("observation_history", "requirement_history",
                  "severity_snapshot", "compliance_snapshot", "health_snapshot", "dashboard_snapshot", "snapshot_change",
                  "compliance_trend_daily", "severity_trend_quarterly", "repeat_finding", "engagement_progress",
                  "legacy_snapshot_diff")
-# The record history's own tables: dropped with the outputs, so that a full history starts from scratch.
-INTERNAL_TABLES = ("history_log_value", "history_log_position")
+# The pipeline's own tables (the record history's and the current-state tables'): dropped with the outputs, so
+# that a full history starts from scratch.
+INTERNAL_TABLES = ("history_log_value", "history_log_position", "current_observation", "current_onboarded_tenant")
 FIRST_DAY = "2024-04-01"
 DAEMON_LOOP_SECONDS = 30  # the backfill daemon's loop (dagster/_daemon/backfill.py), not configurable
 
