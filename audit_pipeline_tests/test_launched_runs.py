@@ -102,8 +102,10 @@ def most_at_once(intervals: list[tuple[float, float]]) -> int:
 def test_the_database_pool_holds_for_runs_launched_from_the_ui(tmp_path):
     # No job tags reach runs of the implicit asset job: only the pool can hold them back.
     with dagster_dev(tmp_path) as (base, home, _):
-        months = [("2024-04-01", "2024-04-30"), ("2024-05-01", "2024-05-31"), ("2024-06-01", "2024-06-30"), ("2024-07-01", "2024-07-31")]
-        run_ids = [materialize(base, first, last) for first, last in months]
+        # Each run's daily tables are one step: ranges long enough (seconds each) that the four runs'
+        # steps would overlap if the pool let them, though their workers start a second or so apart.
+        ranges = [("2024-04-01", "2025-03-31"), ("2025-04-01", "2026-03-31"), ("2024-10-01", "2025-09-30"), ("2025-10-01", "2026-09-30")]
+        run_ids = [materialize(base, first, last) for first, last in ranges]
         backfill_id = backfill(base, [f"2024-08-{day:02}" for day in range(1, 32)])
 
         with instance_at(home) as instance:
