@@ -17,7 +17,8 @@ from .dialect import DAY_MAX, DAY_MIN, ENUM_WHITESPACE, PG_SAFE_JSON_FUNCTION, D
 from .settings import Settings
 from .tables import output_metadata
 
-# pg_advisory_xact_lock key that serializes the creation of the output tables across processes.
+# pg_advisory_xact_lock key that serializes the creation of the output tables and of their indexes
+# across processes (`prepare`, and a rebuild that drops an index while it loads: `changing_indexes`).
 PREPARE_LOCK_KEY = 0x41554449545F50  # "AUDIT_P"
 # Advisory lock key of the record history: held (exclusive, for the session) while the history is
 # brought up to date, taken shared by every transaction that may read it (see `reading_history`).
@@ -111,6 +112,13 @@ class OutputTables:
             conn.rollback()
             conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": HISTORY_LOCK_KEY})
             conn.commit()
+
+    def changing_indexes(self, conn: Connection) -> None:
+        """Called first in a transaction that drops or creates indexes of an output table: another
+        process's `prepare`, which creates the indexes it finds missing, does not run meanwhile (a
+        rebuild drops its table's indexes while it loads; both sides create with checkfirst)."""
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PREPARE_LOCK_KEY})
 
     def reading_history(self, conn: Connection) -> None:
         """Called first in a transaction that may read the history: wait while it is updated."""

@@ -13,7 +13,10 @@ import pytest
 from sqlalchemy import text
 
 from audit_pipeline import history
+from audit_pipeline.dialect import PostgresDialect
 from audit_pipeline.history import update_record_history
+from audit_pipeline.settings import load_settings
+from audit_pipeline.warehouse import Warehouse
 
 from .builder import SourceBuilder, all_rows, rows, warehouse
 
@@ -88,5 +91,35 @@ def test_readers_wait_while_the_history_is_updated(pg_databases):
         reader.join(10)
         assert done.is_set()
         assert rows(engine, "severity_snapshot", DAY)["t1"]["high_open"] == 1
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_process_starting_during_a_rebuild_does_not_break_it(pg_databases, monkeypatch):
+    # A rebuild drops the parsed log's indexes while it loads; a run starting meanwhile creates the
+    # indexes it finds missing (OutputTables.prepare). The rebuild must finish all the same.
+    from audit_pipeline.resources import create_database_engine
+    from audit_pipeline.settings import parse_database_url
+
+    engine = create_database_engine(parse_database_url(pg_databases.create()))
+    try:
+        sources(engine)
+        w = warehouse(engine)
+        update_record_history(w)
+        before = histories(engine)
+        index = history._index
+
+        def another_run_starts_first(conn, *args):
+            Warehouse(engine, load_settings({})).tables.prepare()  # a new process: its own tables object
+            return index(conn, *args)
+
+        monkeypatch.setattr(history, "_index", another_run_starts_first)
+        update = update_record_history(w, full_rebuild=True)
+        assert isinstance(w.dialect, PostgresDialect) and w.writer.concurrent_writes > 1  # the rebuild at once
+        assert update.mode == "rebuild" and histories(engine) == before
+        with engine.connect() as conn:
+            found = set(conn.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'history_log_value'")).scalars())
+        assert {"history_log_value_by_log_id", "history_log_value_by_record"} <= found
     finally:
         engine.dispose()
