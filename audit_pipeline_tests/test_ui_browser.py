@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import text
 
 from audit_pipeline.calendar import last_complete_day
+from audit_pipeline.demo_data import HISTORY_END
 from audit_pipeline.resources import create_database_engine
 from audit_pipeline.settings import load_settings
 
@@ -123,49 +124,47 @@ def test_automation_shows_schedules_and_sensors(webserver, page):
     assert page.get_by_text("At 01:00 AM", exact=False).count()  # in the reporting time zone, GMT+5:30
 
 
-def materialize_the_history_from_the_ui(page, base, home):
-    """An operator's first step: the record history the daily snapshots are counted from (without it the
-    UI asks to confirm materializing them on unmaterialized upstream assets)."""
-    page.goto(f"{base}/locations/audit_pipeline/asset-groups/history")
-    page.get_by_role("button", name="Materialize all").wait_for()
-    dismiss_welcome(page)
-    page.get_by_role("button", name="Materialize all").click()
-    deadline = time.monotonic() + 240
-    with instance_at(home) as instance:
-        while time.monotonic() < deadline:
-            runs = instance.get_runs()
-            if runs and runs[0].status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE):
-                break
-            time.sleep(2)
-    assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS]
-
-
-def test_a_backfill_launched_from_the_ui_succeeds(webserver, page):
-    base, home, database = webserver
-    materialize_the_history_from_the_ui(page, base, home)
-    last = last_complete_day(load_settings().tz)
-    first_day, last_day = last - dt.timedelta(days=4), last - dt.timedelta(days=2)
-    page.goto(f"{base}/locations/audit_pipeline/asset-groups/daily_snapshots")
+def materialize_from_the_ui(page, base, home, group: str, first_day: dt.date, last_day: dt.date):
+    """An asset group's "Materialize all" for a range of days, as an operator launches it (one day:
+    a run; several: a backfill); its backfill (None for a run) and runs, once they have ended."""
+    page.goto(f"{base}/locations/audit_pipeline/asset-groups/{group}")
     page.get_by_role("button", name="Materialize all").wait_for()
     dismiss_welcome(page)
     page.get_by_role("button", name="Materialize all").click()
     partitions = page.get_by_placeholder("No matching partitions")
     partitions.fill(f"[{first_day}...{last_day}]")
     partitions.press("Enter")
-    page.get_by_text("3 partitions").wait_for()
-    page.screenshot(path=str(ARTIFACTS / "03-launch-backfill.png"))
-    page.get_by_role("button", name="Launch backfill").click()
-    page.get_by_text("Created backfill").wait_for()
-
-    deadline = time.monotonic() + 240
+    days = (last_day - first_day).days + 1
+    page.get_by_text(f"{days} partition{'s' if days > 1 else ''}").first.wait_for()
+    page.screenshot(path=str(ARTIFACTS / f"03-launch-{group}.png"))
     with instance_at(home) as instance:
-        while True:
-            (backfill,) = instance.get_backfills()
-            if backfill.status.value != "REQUESTED" or time.monotonic() > deadline:
+        before = {r.run_id for r in instance.get_runs()}
+        page.get_by_role("button", name="Launch 1 run" if days == 1 else "Launch backfill").click()
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            backfill = instance.get_backfills()[0] if days > 1 and instance.get_backfills() else None
+            runs = [r for r in instance.get_runs() if r.run_id not in before]
+            if (backfill.status.value != "REQUESTED" if backfill else runs and all(r.is_finished for r in runs)):
                 break
             time.sleep(2)
-        runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
-        statuses = [r.status for r in runs]
+        if backfill:
+            runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
+    return backfill, runs
+
+
+def test_a_backfill_launched_from_the_ui_succeeds(webserver, page):
+    base, home, database = webserver
+    last = last_complete_day(load_settings().tz)
+    # An operator's first step: the record history the daily snapshots are counted from. Any of its
+    # days brings the whole history up to date (one run of the daily tables' step).
+    _, runs = materialize_from_the_ui(page, base, home, "history", last, last)
+    assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS]
+    # Days on which the demo's application was still active (its data ends on HISTORY_END): the
+    # next test reads their changes.
+    active = HISTORY_END.date()
+    first_day, last_day = active - dt.timedelta(days=4), active - dt.timedelta(days=2)
+    backfill, runs = materialize_from_the_ui(page, base, home, "daily_snapshots", first_day, last_day)
+    statuses = [r.status for r in runs]
     page.goto(f"{base}/runs/b/{backfill.backfill_id}?tab=runs")
     page.wait_for_timeout(3000)
     page.screenshot(path=str(ARTIFACTS / "04-backfill-done.png"))
@@ -185,6 +184,12 @@ def test_the_runs_changes_and_largest_movements_show_on_the_asset_page(webserver
     dismiss_welcome(page)
     page.screenshot(path=str(ARTIFACTS / "05-snapshot-change-metadata.png"))
     assert page.get_by_text("largest movements (first 10)").count()
-    # The markdown is rendered in the metadata table: tenant, day, health before -> after, changes.
-    preview = page.locator("td", has_text=re.compile(r"health .* → .*, \d+ changes?"))
+    # The markdown is rendered (in the table, or behind "Show Markdown" when it is long): tenant,
+    # day, health before -> after, changes.
+    show = page.get_by_text("[Show Markdown]")
+    if show.count():
+        show.first.click()
+    preview = page.get_by_text(re.compile(r"health .* → .*, \d+ changes?"))
+    preview.first.wait_for()
+    page.screenshot(path=str(ARTIFACTS / "06-largest-movements.png"))
     assert preview.count(), "no rendered preview of the largest movements"
