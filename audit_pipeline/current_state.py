@@ -45,7 +45,6 @@ from .dialect import PostgresDialect
 from .log_reader import Gap, LogPosition, read_new_rows, start_position
 from .sql import findings as sql
 from .warehouse import Warehouse
-from .writes import PATH_SEPARATOR
 
 CONSUMER = "current_findings"
 # Above this many new log rows, copying every observation again is about as cheap as touching
@@ -110,7 +109,7 @@ def update_current_findings(
     ref = w.tables.ref
     copy, tenants, positions = ref("current_observation"), ref("current_onboarded_tenant"), ref("history_log_position")
     findings, progress = ref("repeat_finding"), ref("engagement_progress")
-    params = {**w.tables.common_params(), "sep": PATH_SEPARATOR}
+    params = {**w.tables.common_params(), "sep": sql.PATH_SEPARATOR}
     with w.engine.begin() as conn:
         # The position's table is shared with the record history, which locks it: only this
         # consumer's row is written here, and these locks already keep two updates apart.

@@ -21,7 +21,6 @@ from .sql import checks as check_sql
 from .sql import findings as findings_sql
 from .sql.common import SEVERITIES
 from .warehouse import Warehouse
-from .writes import PATH_SEPARATOR
 
 MAX_EXAMPLES = 20
 REQUIREMENT_STATUSES = ("COMPLIANT", "PARTIALLY_COMPLIANT", "NON_COMPLIANT", "NOT_APPLICABLE")
@@ -103,7 +102,7 @@ SOURCE_CHECKS: dict[str, list[tuple[str, str, Evaluation]]] = {
         (
             CYCLE_CHECK,
             "Observations on a cycle of repeat_of_id links (chains stop there).",
-            problems(lambda w: w.reader.find(findings_sql.repeat_cycles(w.dialect), sep=PATH_SEPARATOR)),
+            problems(lambda w: w.reader.find(findings_sql.repeat_cycles(w.dialect), sep=findings_sql.PATH_SEPARATOR)),
         ),
     ],
 }

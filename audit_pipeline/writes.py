@@ -1,8 +1,8 @@
 """The writes of the output tables: runs the SQL of `sql/` against one database, the pipeline's only writer.
 
 `TableWriter` has one method per output table, named after it. Every write replaces a range of
-days (`_replace_days`) or a whole table (`_replace_all`) inside one transaction: delete, then
-insert-select. A re-run therefore replaces, never duplicates, and a failure leaves the previous rows
+days (`_replace_days`) inside one transaction: delete, then insert-select (the current-state tables
+are current_state.py's). A re-run therefore replaces, never duplicates, and a failure leaves the previous rows
 as they were. Each write locks its output table first (`OutputTables.lock`), so overlapping runs
 wait instead of colliding. Day boundaries and fiscal quarters come from Python, joined as a
 temporary calendar table (`calendar_table`) that lives for one write's transaction.
@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import Column, Connection, Date, DateTime, Integer, MetaData, Table, Text, text
 
-from .sql import changes, findings, legacy, snapshots, trends
+from .sql import changes, legacy, snapshots, trends
 from .sql.common import CALENDAR
 from .calendar import day_end, days, fiscal_quarter
 from .output_tables import OutputTables
@@ -24,9 +24,6 @@ from .reads import Reader
 
 # A write of this many rows or more refreshes its table's statistics.
 ANALYZE_AFTER_ROWS = 50_000
-
-# Separates observation ids on a repeat chain's path: a control character no id contains.
-PATH_SEPARATOR = "\x1f"
 
 _calendar_metadata = MetaData()
 calendar_table = Table(
@@ -139,18 +136,6 @@ class TableWriter:
         result = self._replace_days("severity_trend_quarterly", sql, first, last, day_column="quarter_start")
         return replace(result, days=(end - start).days + 1)
 
-    def repeat_finding(self) -> WriteResult:
-        t = self.tables
-        t.prepare()
-        sql = findings.repeat_finding(t.dialect, t.ref("repeat_finding"))
-        return self._replace_all("repeat_finding", sql, sep=PATH_SEPARATOR)
-
-    def engagement_progress(self) -> WriteResult:
-        t = self.tables
-        t.prepare()
-        sql = findings.engagement_progress(t.dialect, t.ref("engagement_progress"))
-        return self._replace_all("engagement_progress", sql)
-
     # --- the two write patterns ------------------------------------------------------------------
 
     def _replace_days(
@@ -185,19 +170,6 @@ class TableWriter:
                 conn.execute(text(f"ANALYZE {target}"))
             self._drop_calendar(conn)
         return WriteResult(name, rows, tenants, (end - start).days + 1, time.perf_counter() - began)
-
-    def _replace_all(self, name: str, sql: str, **params) -> WriteResult:
-        t = self.tables
-        t.prepare()
-        began = time.perf_counter()
-        target = t.ref(name)
-        with t.engine.begin() as conn:
-            t.lock(conn, target)
-            t.session_setup(conn)
-            conn.execute(text(f"DELETE FROM {target}"))
-            conn.execute(text(sql), {**t.common_params(), **params})
-            rows, tenants = conn.execute(text(f"SELECT count(*), count(DISTINCT tenant_id) FROM {target}")).one()
-        return WriteResult(name, rows, tenants, 0, time.perf_counter() - began)
 
     # --- the temporary calendar table ------------------------------------------------------------
 

@@ -5,6 +5,7 @@ import datetime as dt
 import dagster as dg
 from sqlalchemy import text
 
+from audit_pipeline.current_state import update_current_findings
 from audit_pipeline.assets import daily, findings
 from audit_pipeline.resources import DatabaseResource
 from audit_pipeline.writes import TableWriter
@@ -39,7 +40,7 @@ def clean_history(engine):
     for write in (w.writer.severity_snapshot, w.writer.compliance_snapshot, w.writer.health_snapshot,
                   w.writer.dashboard_snapshot, w.writer.compliance_trend_daily, w.writer.snapshot_change):
         write(*RANGE)
-    w.writer.repeat_finding()
+    update_current_findings(w, full_rebuild=True)
     return src
 
 

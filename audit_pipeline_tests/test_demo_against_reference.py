@@ -10,6 +10,7 @@ import datetime as dt
 
 import pytest
 
+from audit_pipeline.current_state import update_current_findings
 from audit_pipeline.calendar import fiscal_quarter
 from audit_pipeline.output_checks import change_identity_problems
 from audit_pipeline.demo_data import generate, write
@@ -59,8 +60,7 @@ def test_every_table_matches_the_reference(engine, demo):
     ):
         step(FIRST, LAST)
     w.writer.severity_trend_quarterly(FIRST, LAST)
-    w.writer.repeat_finding()
-    w.writer.engagement_progress()
+    update_current_findings(w, full_rebuild=True)
     w.writer.legacy_snapshot_diff(FIRST, LAST)
 
     ref = Reference(load_source(engine))

@@ -27,7 +27,6 @@ from audit_pipeline.current_state import CROSS_TENANT_CHECK, CYCLE_CHECK, update
 from audit_pipeline.output_checks import change_identity_problems
 from audit_pipeline.history import update_record_history
 from audit_pipeline.sql import findings as findings_sql
-from audit_pipeline.writes import PATH_SEPARATOR
 
 from audit_pipeline.resources import create_database_engine
 from audit_pipeline.settings import load_settings, parse_database_url
@@ -209,7 +208,7 @@ def check_current_state(engine, ref: Reference, update=None) -> None:
     w = Warehouse(engine, load_settings({}))
     update = update or update_current_findings(w)  # nothing new: the checks read from the copy
     assert update.problems[CROSS_TENANT_CHECK] == w.reader.find(findings_sql.cross_tenant_repeat_links())
-    assert update.problems[CYCLE_CHECK] == w.reader.find(findings_sql.repeat_cycles(w.dialect), sep=PATH_SEPARATOR)
+    assert update.problems[CYCLE_CHECK] == w.reader.find(findings_sql.repeat_cycles(w.dialect), sep=findings_sql.PATH_SEPARATOR)
 
 
 def legacy_diff(engine, first=FIRST, last=LAST) -> dict:

@@ -46,6 +46,8 @@ AFFECTED_ENGAGEMENTS = "audit_pipeline_affected_engagements"
 ENGAGEMENT_DELTA = "audit_pipeline_engagement_delta"
 CHANGED_TENANTS = "audit_pipeline_changed_tenants"
 
+# Separates observation ids on a repeat chain's path (bound as :sep): a control character no id contains.
+PATH_SEPARATOR = "\x1f"
 # The onboarded tenants, as the source has them (a query of ids).
 SOURCE_ONBOARDED = "SELECT id FROM tenant WHERE onboarding_completed IS TRUE"
 
