@@ -11,6 +11,18 @@ from .common import onboarded_tenants
 IN_CHECKED_DAYS = "snapshot_date >= :first_day AND snapshot_date <= :last_day"
 
 
+def checked_days_and_tenants(d: Dialect) -> str:
+    """CTEs `days(day)`, every day from :first_day to :last_day, and `onboarded(id, first_day)`:
+    the days a check covers (whether the table has rows for them or not) and their tenants. Follows
+    WITH RECURSIVE."""
+    return f"""days (day) AS (
+        SELECT {d.as_day(':first_day')}
+        UNION ALL
+        SELECT {d.next_day('day')} FROM days WHERE day < :last_day
+    ),
+    {onboarded_tenants(d).strip()}"""
+
+
 def tenant_day_rows(d: Dialect, table: str) -> str:
     """Rows missing, unexpected or duplicated against "one row per tenant of the day's snapshot", on
     every day from :first_day to :last_day (the run's days), whether the table has rows for it or not.
@@ -21,12 +33,7 @@ def tenant_day_rows(d: Dialect, table: str) -> str:
     match the whole tenant x day grid of a long range.
     """
     return f"""
-    WITH RECURSIVE days (day) AS (
-        SELECT {d.as_day(':first_day')}
-        UNION ALL
-        SELECT {d.next_day('day')} FROM days WHERE day < :last_day
-    ),
-    {onboarded_tenants(d).strip()},
+    WITH RECURSIVE {checked_days_and_tenants(d)},
     expected_per_day AS (
         SELECT days.day, count(t.id) AS n FROM days LEFT JOIN onboarded t ON t.first_day <= days.day GROUP BY days.day
     ),
@@ -184,12 +191,7 @@ def counts_follow_from_changes(
         for column, condition in wrong.items()
     )
     return f"""
-    WITH RECURSIVE days (day) AS (
-        SELECT {d.as_day(':first_day')}
-        UNION ALL
-        SELECT {d.next_day('day')} FROM days WHERE day < :last_day
-    ),
-    {onboarded_tenants(d).strip()},
+    WITH RECURSIVE {checked_days_and_tenants(d)},
     numbered AS (
         -- each tenant's number: the window below sorts by it, quicker than by the id
         SELECT id, first_day, row_number() OVER (ORDER BY id) AS n FROM onboarded
