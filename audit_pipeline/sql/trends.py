@@ -54,6 +54,9 @@ def severity_trend_quarterly(d: Dialect, target: str, severity: str) -> str:
     FROM latest l
     JOIN {severity} s ON s.tenant_id = l.tenant_id AND s.snapshot_date = l.as_of_date
     JOIN {CALENDAR} cal ON cal.day = l.as_of_date
+    -- Redundant, but it keeps the planner from hashing the whole table: it cannot know that
+    -- `latest` holds a row per tenant and quarter, not per snapshot (one night: 0.17 -> 0.02 s).
+    WHERE s.snapshot_date >= :range_start AND s.snapshot_date < :range_after
     """
 
 
