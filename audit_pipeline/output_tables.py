@@ -62,11 +62,17 @@ class OutputTables:
                 schema = self.settings.output_schema
                 if schema and schema not in inspect(conn).get_schema_names():
                     conn.execute(text(f'CREATE SCHEMA "{schema}"'))  # a validated identifier
-            self._check_existing_columns(conn)
-            self.metadata.create_all(conn, checkfirst=True)
+            existing = self._check_existing_columns(conn)
+            # A few catalog queries in all, not one per table and index: every run pays for them.
+            self.metadata.create_all(conn, tables=[t for t in self.metadata.sorted_tables if t.name not in existing],
+                                     checkfirst=False)
+            indexes = inspect(conn).get_multi_indexes(schema=self.settings.output_schema, filter_names=sorted(existing))
             for table in self.metadata.sorted_tables:  # tables made before an index was added
-                for index in table.indexes:
-                    index.create(conn, checkfirst=True)
+                if table.name in existing:
+                    found = {index["name"] for index in indexes.get((self.settings.output_schema, table.name), [])}
+                    for index in table.indexes:
+                        if index.name not in found:
+                            index.create(conn)
             if isinstance(self.dialect, PostgresDialect):
                 self.dialect.images_are_text = _images_are_text(conn)
         self._prepared = True
@@ -79,14 +85,16 @@ class OutputTables:
         if isinstance(self.dialect, PostgresDialect) and self.dialect.images_are_text:
             conn.exec_driver_sql(PG_SAFE_JSON_FUNCTION)
 
-    def _check_existing_columns(self, conn: Connection) -> None:
+    def _check_existing_columns(self, conn: Connection) -> set[str]:
+        """The output tables that exist; an error if one of them has other columns than the contract's."""
         inspector = inspect(conn)
         schema = self.settings.output_schema
-        existing = set(inspector.get_table_names(schema=schema))
+        existing = set(inspector.get_table_names(schema=schema)) & {t.name for t in self.metadata.sorted_tables}
+        columns = inspector.get_multi_columns(schema=schema, filter_names=sorted(existing)) if existing else {}
         for table in self.metadata.sorted_tables:
             if table.name not in existing:
                 continue
-            found = {c["name"] for c in inspector.get_columns(table.name, schema=schema)}
+            found = {c["name"] for c in columns[(schema, table.name)]}
             expected = {c.name for c in table.columns}
             if found != expected:
                 missing = ", ".join(sorted(expected - found)) or "none"
@@ -95,6 +103,7 @@ class OutputTables:
                     f"output table {table.name} exists with other columns than the contract's "
                     f"(missing: {missing}; unexpected: {unexpected}); it was left untouched"
                 )
+        return existing
 
     @contextlib.contextmanager
     def updating_history(self, conn: Connection):

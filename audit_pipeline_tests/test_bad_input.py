@@ -3,7 +3,7 @@
 import datetime as dt
 
 import pytest
-from sqlalchemy import event, insert, text
+from sqlalchemy import event, insert, inspect, text
 
 from audit_pipeline.current_state import update_current_findings
 from audit_pipeline import tables
@@ -13,6 +13,7 @@ from audit_pipeline.output_checks import change_identity_problems
 from audit_pipeline.resources import create_database_engine
 from audit_pipeline.settings import parse_database_url
 from audit_pipeline.output_tables import OutputSchemaError
+from audit_pipeline.warehouse import Warehouse
 
 from .builder import SourceBuilder, count, ist, rows, warehouse
 
@@ -64,6 +65,19 @@ def test_a_drifted_output_table_stops_the_run_and_keeps_its_data(engine):
     assert "unexpected: critical, note" in message
     with engine.connect() as conn:
         assert conn.execute(text("SELECT note FROM severity_snapshot")).scalar_one() == "kept"
+
+
+def test_an_index_missing_from_an_existing_table_is_created(engine):
+    # A table made by an earlier version, before one of its indexes was added: prepare() adds it.
+    SourceBuilder(engine).tenant()
+    w = warehouse(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DROP INDEX severity_snapshot_by_day"))
+        conn.execute(text("INSERT INTO severity_snapshot (tenant_id, snapshot_date, critical_open, high_open, medium_open, "
+                          "low_open, open_total) VALUES ('t1', '2024-06-01', 0, 0, 0, 0, 0)"))
+    Warehouse(engine, w.settings).tables.prepare()
+    assert "severity_snapshot_by_day" in {i["name"] for i in inspect(engine).get_indexes("severity_snapshot")}
+    assert count(engine, "severity_snapshot") == 1  # the table was kept
 
 
 MARK = "Zq9'marker"

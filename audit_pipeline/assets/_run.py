@@ -189,10 +189,10 @@ def run_tasks(context: dg.AssetExecutionContext, w: Warehouse, tasks: list[Task]
                 materialized.setdefault(key, {}).update(result.metadata or {})
     # Dagster takes a multi-asset's materializations in the order of its specs (topological).
     specs = list(context.assets_def.keys_by_output_name.values()) if hasattr(context, "assets_def") else []
-    for key, metadata in sorted(materialized.items(), key=lambda item: specs.index(item[0]) if item[0] in specs else 0):
-        result = dg.MaterializeResult(asset_key=key, metadata={**metadata, "step_seconds": step_seconds})
-        report(context, result)
-        yield result
+    results = [dg.MaterializeResult(asset_key=key, metadata={**metadata, "step_seconds": step_seconds})
+               for key, metadata in sorted(materialized.items(), key=lambda item: specs.index(item[0]) if item[0] in specs else 0)]
+    report(context, results)
+    yield from results
     for task, seconds, results in finished:  # after the materializations they refer to
         for result in results:
             if not isinstance(result, dg.AssetCheckResult):
@@ -254,13 +254,20 @@ def retry_if_transient(context: dg.AssetExecutionContext, error: DBAPIError) -> 
     return retry
 
 
-def report(context: dg.AssetExecutionContext, result: dg.MaterializeResult) -> None:
-    """One log line per table written: rows, tenants, days, seconds (those it reports)."""
-    m = {key: getattr(value, "value", value) for key, value in (result.metadata or {}).items()}
-    parts = [f"{m[key]} {label}" for key, label in (("dagster/row_count", "rows"), ("tenants", "tenants"), ("days", "days"))
-             if key in m]
-    seconds = f" in {m['seconds']:.2f} s" if "seconds" in m else ""
-    context.log.info(f"{result.asset_key.to_user_string()}: {', '.join(parts)}{seconds}")
+def report(context: dg.AssetExecutionContext, results: list[dg.MaterializeResult]) -> None:
+    """One log line for the tables a step wrote: rows, tenants, days, seconds of each (those it
+    reports). One line, not one per table: each line is an event Dagster stores on its own."""
+    if not results:
+        return
+    tables = []
+    for result in results:
+        m = {key: getattr(value, "value", value) for key, value in (result.metadata or {}).items()}
+        parts = [f"{m[key]} {label}" for key, label in (("dagster/row_count", "rows"), ("tenants", "tenants"), ("days", "days"))
+                 if key in m]
+        if "seconds" in m:
+            parts.append(f"{m['seconds']:.2f} s")
+        tables.append(f"{result.asset_key.to_user_string()} ({', '.join(parts)})")
+    context.log.info("written: " + "; ".join(tables))
 
 
 def write_metadata(result: WriteResult) -> dict:
