@@ -33,7 +33,7 @@ def test_backfill_records_the_run_in_dagster_home_and_prints_a_summary(engine, d
                      env={"AUDIT_PIPELINE_DATABASE_URL": db_url, "DAGSTER_HOME": str(home)})
     assert result.returncode == 0, result.stderr
     assert "severity_snapshot" in result.stdout and "Done: 2024-06-01..2024-06-30, 30 days, 12 assets" in result.stdout
-    assert "severity_snapshot: 30 rows" in result.stderr  # progress, one line per asset
+    assert "written: " in result.stderr and "severity_snapshot (30 rows" in result.stderr  # progress, a line per step
     assert count(engine, "dashboard_snapshot") == 30
     with instance_at(home) as instance:
         runs = instance.get_runs()
