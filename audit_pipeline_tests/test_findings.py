@@ -35,7 +35,7 @@ def test_repeat_chains_of_length_one_to_four_cycles_and_other_tenants(engine):
     src.observation("e", severity="HIGH", repeat_of="f")  # e -> f, then f -> t2: the chain stops at f
     src.observation("o1", tenant="onboarding", severity="LOW")
     src.observation("o2", tenant="onboarding", severity="LOW", repeat_of="o1")
-    warehouse(engine).writer.repeat_finding()
+    update_current_findings(warehouse(engine), full_rebuild=True)
     got = rows(engine, "repeat_finding", key="observation_id")
     assert set(got) == {"b", "c", "d", "self", "p", "q", "e"}
     summary = {k: (v["occurrence_count"], v["original_observation_id"], v["previous_severity"]) for k, v in got.items()}
@@ -65,7 +65,7 @@ def test_engagement_progress_counts_only_its_tenants_observations(engine):
     src.observation("closed", engagement="e1", closed="2024-06-01 10:00:00")
     src.observation("backwards", engagement="e1", created="2024-06-05 10:00:00", closed="2024-06-01 10:00:00")
     src.observation("other-tenant", tenant="t2", engagement="e1")
-    warehouse(engine).writer.engagement_progress()
+    update_current_findings(warehouse(engine), full_rebuild=True)
     got = rows(engine, "engagement_progress", key="engagement_id")
     assert got == {
         "e1": dict(tenant_id="t1", engagement_name="Credit review", engagement_status=" in_progress",
@@ -82,9 +82,9 @@ def test_rebuilding_whole_tables_replaces_them(engine):
     src.observation("a")
     src.observation("b", repeat_of="a", engagement="e1")
     w = warehouse(engine)
-    w.writer.repeat_finding(), w.writer.engagement_progress()
+    update_current_findings(w, full_rebuild=True)
     src.link("b", None)
-    w.writer.repeat_finding(), w.writer.engagement_progress()
+    update_current_findings(w, full_rebuild=True)
     assert rows(engine, "repeat_finding", key="observation_id") == {}
     assert rows(engine, "engagement_progress", key="engagement_id")["e1"]["observation_count"] == 1
 
