@@ -158,16 +158,11 @@ def _empty(conn: Connection, w: Warehouse, histories: dict, log_values: str) -> 
     """The parsed log and the histories emptied, the parsed log's indexes dropped (built after the load)."""
     for table in (log_values, *histories.values()):
         conn.execute(text(w.dialect.empty(table)))
-    w.tables.changing_indexes(conn)
-    for index in w.tables.metadata.tables[w.tables.key("history_log_value")].indexes:
-        index.drop(conn, checkfirst=True)
+    w.tables.drop_indexes(conn, "history_log_value")
 
 
 def _index(conn: Connection, w: Warehouse, log_values: str) -> None:
-    # Another process starting meanwhile may have created them already (OutputTables.prepare).
-    w.tables.changing_indexes(conn)
-    for index in w.tables.metadata.tables[w.tables.key("history_log_value")].indexes:
-        index.create(conn, checkfirst=True)
+    w.tables.create_indexes(conn, "history_log_value")
     conn.execute(text(f"ANALYZE {log_values}"))  # the derivation's plans depend on its size
 
 

@@ -18,7 +18,7 @@ from .settings import Settings
 from .tables import output_metadata
 
 # pg_advisory_xact_lock key that serializes the creation of the output tables and of their indexes
-# across processes (`prepare`, and a rebuild that drops an index while it loads: `changing_indexes`).
+# across processes (`prepare`, and a rebuild that drops indexes while it loads: `drop_indexes`).
 PREPARE_LOCK_KEY = 0x41554449545F50  # "AUDIT_P"
 # Advisory lock key of the record history: held (exclusive, for the session) while the history is
 # brought up to date, taken shared by every transaction that may read it (see `reading_history`).
@@ -58,7 +58,7 @@ class OutputTables:
         with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 # Two runs starting at once must not both try to create the tables.
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PREPARE_LOCK_KEY})
+                self._lock_ddl(conn)
                 schema = self.settings.output_schema
                 if schema and schema not in inspect(conn).get_schema_names():
                     conn.execute(text(f'CREATE SCHEMA "{schema}"'))  # a validated identifier
@@ -122,10 +122,21 @@ class OutputTables:
             conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": HISTORY_LOCK_KEY})
             conn.commit()
 
-    def changing_indexes(self, conn: Connection) -> None:
-        """Called first in a transaction that drops or creates indexes of an output table: another
-        process's `prepare`, which creates the indexes it finds missing, does not run meanwhile (a
-        rebuild drops its table's indexes while it loads; both sides create with checkfirst)."""
+    def drop_indexes(self, conn: Connection, name: str) -> None:
+        """Drop the indexes of output table `name` (a rebuild loads it without them), under the lock
+        `prepare` holds while it creates the indexes it finds missing."""
+        self._lock_ddl(conn)
+        for index in self.metadata.tables[self.key(name)].indexes:
+            index.drop(conn, checkfirst=True)
+
+    def create_indexes(self, conn: Connection, name: str) -> None:
+        """Create the indexes of output table `name` that are missing: another process's `prepare`
+        may have created them while they were dropped."""
+        self._lock_ddl(conn)
+        for index in self.metadata.tables[self.key(name)].indexes:
+            index.create(conn, checkfirst=True)
+
+    def _lock_ddl(self, conn: Connection) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PREPARE_LOCK_KEY})
 

@@ -1,9 +1,9 @@
 """The writes of the output tables: runs the SQL of `sql/` against one database, the pipeline's only writer.
 
-`TableWriter` has one method per output table, named after it. Every write replaces a range of
-days (`_replace_days`) inside one transaction: delete, then insert-select (the current-state tables
-are current_state.py's). A re-run therefore replaces, never duplicates, and a failure leaves the previous rows
-as they were. Each write locks its output table first (`OutputTables.lock`), so overlapping runs
+`TableWriter` has one method per daily output table, named after it (the current-state tables are
+current_state.py's). Every write replaces a range of days (`_replace_days`) inside one transaction:
+delete, then insert-select. A re-run therefore replaces, never duplicates, and a failure leaves the
+previous rows as they were. Each write locks its output table first (`OutputTables.lock`), so overlapping runs
 wait instead of colliding. Day boundaries and fiscal quarters come from Python, joined as a
 temporary calendar table (`calendar_table`) that lives for one write's transaction.
 """
