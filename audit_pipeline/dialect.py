@@ -225,9 +225,10 @@ class PostgresDialect(Dialect):
         return f"TRUNCATE {table}"
 
     bulk_settings = (
-        # Sorts of a few hundred thousand rows fit in memory instead of spilling to disk; JIT
+        # Sorts of a million rows (a whole history) fit in memory instead of spilling to disk (a
+        # limit, not an allocation: a night's statements use a few MB); JIT
         # compiles each big statement for about a second and saves nothing on them.
-        "SET LOCAL work_mem = '64MB'",
+        "SET LOCAL work_mem = '256MB'",
         "SET LOCAL jit = off",
     )
 

@@ -118,18 +118,20 @@ def _rebuild(conn: Connection, w: Warehouse, histories: dict, log_values: str, p
     """The whole log parsed and every record derived, in the caller's transaction (one writer)."""
     _empty(conn, w, histories, log_values)
     conn.execute(text(sql.load_log_values(w.dialect, log_values, only_new=False)), params)
-    _index(conn, w, log_values)
+    conn.execute(text(f"ANALYZE {log_values}"))  # the derivation's plans depend on its size
     rows, problems = {}, {}
     for kind, target in histories.items():
         rows[kind.history], problems[kind.history] = _derive(conn, w, kind, target, log_values, params)
+    w.tables.create_indexes(conn, "history_log_value")
     return rows, problems, _count(conn, log_values)
 
 
 def _rebuild_at_once(conn: Connection, w: Warehouse, histories: dict, log_values: str, positions: str, params: dict):
-    """A rebuild on two connections at once: each kind's log rows parsed, then each kind's history
-    derived, in transactions of their own. The position is deleted first and saved last, so a
-    failure half-way leaves "no history yet" (the next run rebuilds); the caller's lock on the
-    history keeps every reader out until it is done (OutputTables.updating_history)."""
+    """A rebuild on several connections at once (transactions of their own): the log parsed in
+    parts, then each kind's history derived, and the parsed log's indexes built by whichever
+    connection is free first (only updates read them). The position is deleted first and saved
+    last, so a failure half-way leaves "no history yet" (the next run rebuilds); the caller's lock
+    on the history keeps every reader out until it is done (OutputTables.updating_history)."""
     with conn.begin():
         conn.execute(text(f"DELETE FROM {positions} WHERE consumer = :consumer"), {"consumer": CONSUMER})
         _empty(conn, w, histories, log_values)
@@ -139,39 +141,44 @@ def _rebuild_at_once(conn: Connection, w: Warehouse, histories: dict, log_values
             w.tables.session_setup(worker)
             return work(worker)
 
-    with ThreadPoolExecutor(max_workers=w.writer.concurrent_writes, thread_name_prefix="audit-history") as pool:
-        loads = [pool.submit(in_transaction, lambda c, kind=kind: c.execute(
-            text(sql.load_log_values(w.dialect, log_values, only_new=False, kinds=(kind,))), params)) for kind in histories]
+    parts = w.writer.concurrent_writes
+    with ThreadPoolExecutor(max_workers=parts, thread_name_prefix="audit-history") as pool:
+        # Parts by log id, not by kind: the observations' rows are most of the log.
+        loads = [pool.submit(in_transaction, lambda c, part=part: c.execute(
+            text(sql.load_log_values(w.dialect, log_values, only_new=False, part=(part, parts))), params)) for part in range(parts)]
         for load in loads:
             load.result()
         with conn.begin():
-            _index(conn, w, log_values)
+            conn.execute(text(f"ANALYZE {log_values}"))  # the derivation's plans depend on its size
         derived = {kind: pool.submit(in_transaction, lambda c, kind=kind, target=target: _derive(c, w, kind, target, log_values, params))
                    for kind, target in histories.items()}
+        indexed = pool.submit(in_transaction, lambda c: w.tables.create_indexes(c, "history_log_value"))
         results = {kind.history: future.result() for kind, future in derived.items()}
+        indexed.result()
     with conn.begin():
         log_rows = _count(conn, log_values)
     return {table: rows for table, (rows, _) in results.items()}, {table: found for table, (_, found) in results.items()}, log_rows
 
 
 def _empty(conn: Connection, w: Warehouse, histories: dict, log_values: str) -> None:
-    """The parsed log and the histories emptied, the parsed log's indexes dropped (built after the load)."""
+    """The parsed log and the histories emptied and their indexes dropped: loading a table and then
+    indexing it is several times faster than keeping its indexes up to date row by row."""
     for table in (log_values, *histories.values()):
         conn.execute(text(w.dialect.empty(table)))
+    for kind in histories:
+        w.tables.drop_indexes(conn, kind.history)
     w.tables.drop_indexes(conn, "history_log_value")
 
 
-def _index(conn: Connection, w: Warehouse, log_values: str) -> None:
-    w.tables.create_indexes(conn, "history_log_value")
-    conn.execute(text(f"ANALYZE {log_values}"))  # the derivation's plans depend on its size
-
-
 def _derive(conn: Connection, w: Warehouse, kind, target: str, log_values: str, params: dict) -> tuple[int, list[tuple]]:
-    """Every record of `kind` derived into its (empty) history; its row count and its check's problems."""
+    """Every record of `kind` derived into its (empty) history, then indexed; its row count and its
+    check's problems."""
     conn.execute(text(sql.insert_history(w.dialect, kind, target, log_values, only_touched=False)), params)
-    conn.execute(text(f"ANALYZE {target}"))  # the snapshots' plans read its new size
     problems = [tuple(row) for row in conn.execute(text(history_problems(w.dialect, target, kind.id_column, kind.value_column)), params)]
-    return _count(conn, target), problems
+    rows = _count(conn, target)
+    w.tables.create_indexes(conn, kind.history)  # last: it holds prepare's lock until the commit
+    conn.execute(text(f"ANALYZE {target}"))  # the snapshots' plans read its new size
+    return rows, problems
 
 
 def _save_position(conn: Connection, positions: str, position: LogPosition, rows: dict, timezone: str) -> None:

@@ -97,8 +97,9 @@ def test_readers_wait_while_the_history_is_updated(pg_databases):
 
 @pytest.mark.postgres
 def test_a_process_starting_during_a_rebuild_does_not_break_it(pg_databases, monkeypatch):
-    # A rebuild drops the parsed log's indexes while it loads; a run starting meanwhile creates the
-    # indexes it finds missing (OutputTables.prepare). The rebuild must finish all the same.
+    # A rebuild drops the indexes of the parsed log and of the histories while it loads them; a run
+    # starting meanwhile creates the indexes it finds missing (OutputTables.prepare). The rebuild must
+    # finish all the same.
     from audit_pipeline.resources import create_database_engine
     from audit_pipeline.settings import parse_database_url
 
@@ -108,18 +109,20 @@ def test_a_process_starting_during_a_rebuild_does_not_break_it(pg_databases, mon
         w = warehouse(engine)
         update_record_history(w)
         before = histories(engine)
-        index = history._index
+        derive = history._derive
 
         def another_run_starts_first(conn, *args):
             Warehouse(engine, load_settings({})).tables.prepare()  # a new process: its own tables object
-            return index(conn, *args)
+            return derive(conn, *args)
 
-        monkeypatch.setattr(history, "_index", another_run_starts_first)
+        monkeypatch.setattr(history, "_derive", another_run_starts_first)
         update = update_record_history(w, full_rebuild=True)
         assert isinstance(w.dialect, PostgresDialect) and w.writer.concurrent_writes > 1  # the rebuild at once
         assert update.mode == "rebuild" and histories(engine) == before
         with engine.connect() as conn:
-            found = set(conn.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'history_log_value'")).scalars())
-        assert {"history_log_value_by_log_id", "history_log_value_by_record"} <= found
+            found = set(conn.execute(text("SELECT indexname FROM pg_indexes")).scalars())
+        assert {"history_log_value_by_log_id", "history_log_value_by_record", "observation_history_by_valid_to",
+                "observation_history_by_valid_from", "requirement_history_by_valid_to",
+                "requirement_history_by_valid_from"} <= found
     finally:
         engine.dispose()

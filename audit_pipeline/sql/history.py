@@ -43,15 +43,17 @@ REQUIREMENTS = RecordKind("compliance_requirement", "status", "requirement_histo
 KINDS = (OBSERVATIONS, REQUIREMENTS)
 
 
-def load_log_values(d: Dialect, target: str, only_new: bool, kinds: tuple[RecordKind, ...] = KINDS) -> str:
-    """Insert the parsed field values of audit_log rows of `kinds` into `target` (history_log_value):
-    all of them (into an empty table), or (`only_new`) those whose ids are in NEW_LOG_IDS and that
-    are not there yet."""
+def load_log_values(d: Dialect, target: str, only_new: bool, part: tuple[int, int] = (0, 1)) -> str:
+    """Insert the parsed field values of audit_log rows into `target` (history_log_value): all of
+    them (into an empty table), or (`only_new`) those whose ids are in NEW_LOG_IDS and that are not
+    there yet. `part` (i, n): only the rows whose id is i modulo n, for n connections at once."""
     def per_kind(expression) -> str:
-        cases = " ".join(f"WHEN '{k.log_table}' THEN {expression(k)}" for k in kinds)
+        cases = " ".join(f"WHEN '{k.log_table}' THEN {expression(k)}" for k in KINDS)
         return f"CASE table_name {cases} END"
 
     new_only = f"AND id IN (SELECT id FROM {NEW_LOG_IDS})" if only_new else ""
+    index, parts = part
+    one_part = f"AND id % {parts} = {index}" if parts > 1 else ""
     return f"""
     WITH parsed AS {d.materialized} (
         -- Each image is parsed here, once; the next step reads the extracted fields.
@@ -59,8 +61,8 @@ def load_log_values(d: Dialect, target: str, only_new: bool, kinds: tuple[Record
                {per_kind(lambda k: d.json_field('new_data', k.field))} AS new_field,
                {per_kind(lambda k: d.json_field('old_data', k.field))} AS old_field
         FROM audit_log
-        WHERE table_name IN ({', '.join(f"'{k.log_table}'" for k in kinds)})
-          AND changed_at IS NOT NULL AND record_id IS NOT NULL {new_only}
+        WHERE table_name IN ({', '.join(f"'{k.log_table}'" for k in KINDS)})
+          AND changed_at IS NOT NULL AND record_id IS NOT NULL {new_only} {one_part}
     )
     INSERT INTO {target} (log_id, record_table, record_id, changed_at, change_day,
                           new_present, new_value, old_present, old_value)
