@@ -154,7 +154,9 @@ def insert_history(d: Dialect, kind: RecordKind, target: str, log_values: str, o
                {d.greatest('s.from_day', 'live.born')} AS from_day,
                {d.least('s.to_day', 'coalesce(live.gone, :day_max)')} AS to_day,
                {d.normalized_enum('s.value')} AS value
-        FROM segments s JOIN live ON live.id = s.record_id
+        -- joined byte by byte: the join's sorts are then those of the windows below (and several
+        -- times faster than in the database's collation)
+        FROM segments s JOIN live ON {d.bytewise('live.id')} = {d.bytewise('s.record_id')}
     ),
     marked AS (
         SELECT record_id, tenant_id, from_day, to_day, value,
