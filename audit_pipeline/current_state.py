@@ -225,15 +225,10 @@ def _rebuild_reason(conn: Connection, requested: bool, saved, timezone: str, cop
 
 
 def _rebuild_copy(conn: Connection, w: Warehouse, copy: str, tenants: str) -> None:
-    """Copy every observation and onboarded tenant. The copy's indexes are dropped while it is
-    loaded and built afterwards, several times faster than keeping them up to date row by row."""
+    """Copy every observation and onboarded tenant, the copy loaded without its indexes."""
     conn.execute(text(w.dialect.empty(copy)))
-    indexes = w.tables.metadata.tables[w.tables.key("current_observation")].indexes
-    for index in indexes:
-        index.drop(conn)
-    conn.execute(text(sql.load_observations(copy, only_touched=False)))
-    for index in indexes:
-        index.create(conn)
+    with w.tables.loading_without_indexes(conn, "current_observation"):
+        conn.execute(text(sql.load_observations(copy, only_touched=False)))
     conn.execute(text(f"ANALYZE {copy}"))  # the next statements' plans depend on its size
     conn.execute(text(w.dialect.empty(tenants)))
     conn.execute(text(sql.load_tenants(tenants, only_changed=False)))

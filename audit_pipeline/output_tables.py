@@ -136,6 +136,31 @@ class OutputTables:
         for index in self.metadata.tables[self.key(name)].indexes:
             index.create(conn, checkfirst=True)
 
+    @contextlib.contextmanager
+    def loading_without_indexes(self, conn: Connection, name: str):
+        """Load output table `name` without its indexes (and, on PostgreSQL, its primary key), then
+        build them: for a table emptied and filled again, several times faster than keeping them up
+        to date row by row. All in the caller's transaction: no other session ever sees them missing
+        (it waits for the table until the commit), and a duplicate key fails it all the same, when
+        the primary key is added again."""
+        table = self.metadata.tables[self.key(name)]
+        target = self.ref(name)
+        primary_key = None
+        if conn.dialect.name == "postgresql":
+            primary_key = conn.execute(text(
+                "SELECT conname FROM pg_constraint WHERE conrelid = CAST(:table AS regclass) AND contype = 'p'"
+            ), {"table": target}).scalar()
+        if primary_key:
+            conn.execute(text(f'ALTER TABLE {target} DROP CONSTRAINT "{primary_key}"'))
+        for index in table.indexes:
+            index.drop(conn)
+        yield
+        if primary_key:
+            columns = ", ".join(f'"{column.name}"' for column in table.primary_key.columns)
+            conn.execute(text(f'ALTER TABLE {target} ADD CONSTRAINT "{primary_key}" PRIMARY KEY ({columns})'))
+        for index in table.indexes:
+            index.create(conn)
+
     def _lock_ddl(self, conn: Connection) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PREPARE_LOCK_KEY})

@@ -24,6 +24,10 @@ from .reads import Reader
 
 # A write of this many rows or more refreshes its table's statistics.
 ANALYZE_AFTER_ROWS = 50_000
+# A write of this many days or more that replaces every row of its table (a first backfill, a whole
+# history again) empties it and loads it without its indexes. It then holds the table exclusively
+# (readers wait for its commit), which a night's write never does.
+BULK_LOAD_DAYS = 28
 
 _calendar_metadata = MetaData()
 calendar_table = Table(
@@ -158,8 +162,16 @@ class TableWriter:
             t.session_setup(conn)
             self._fill_calendar(conn, start - dt.timedelta(days=6), end)
             in_range = f"{day_column} >= :range_start AND {day_column} < :range_after"
-            conn.execute(text(f"DELETE FROM {target} WHERE {in_range}"), bounds)
-            conn.execute(text(sql), {**t.common_params(), **bounds, **params})
+            if (end - start).days + 1 >= BULK_LOAD_DAYS and not conn.execute(
+                text(f"SELECT 1 FROM {target} WHERE NOT ({in_range}) LIMIT 1"), bounds
+            ).first():
+                # Nothing outside the range: emptied (no dead rows left in the indexes) and loaded.
+                conn.execute(text(t.dialect.empty(target)))
+                with t.loading_without_indexes(conn, name):
+                    conn.execute(text(sql), {**t.common_params(), **bounds, **params})
+            else:
+                conn.execute(text(f"DELETE FROM {target} WHERE {in_range}"), bounds)
+                conn.execute(text(sql), {**t.common_params(), **bounds, **params})
             # Counted, not taken from rowcount: SQLite reports -1 for a WITH ... INSERT.
             rows, tenants = conn.execute(
                 text(f"SELECT count(*), count(DISTINCT tenant_id) FROM {target} WHERE {in_range}"), bounds

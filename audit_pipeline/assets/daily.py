@@ -74,10 +74,11 @@ def selected_tasks(context: dg.AssetExecutionContext, w: Warehouse, config: hist
     return tasks + [c for c in checks if c.tables[0] not in written]
 
 
-# Which table's write (and checks) starts first when several are ready: the heads of the longest
-# chains (what changed -> its check; the snapshots -> health -> the dashboard -> the old job's diff).
-ORDER = ("snapshot_change", "compliance_snapshot", "severity_snapshot", "health_snapshot", "compliance_trend_daily",
-         "dashboard_snapshot", "legacy_snapshot_diff", "severity_trend_quarterly")
+# Which table's write (and checks) starts first when several are ready: the longest chain first
+# (over a whole history: severity 3.4 s -> health 1.1 s -> the dashboard 2.5 s -> the old job's diff
+# 2.9 s), then what changed and its identity check (3.9 s and 2.9 s) beside it.
+ORDER = ("severity_snapshot", "compliance_snapshot", "snapshot_change", "health_snapshot", "dashboard_snapshot",
+         "legacy_snapshot_diff", "compliance_trend_daily", "severity_trend_quarterly")
 
 
 def check_task(w: Warehouse, check: output_checks.OutputCheck, days: tuple[dt.date, dt.date] | None) -> Task:
