@@ -2,7 +2,8 @@
 
 `TableWriter` has one method per daily output table, named after it (the current-state tables are
 current_state.py's). Every write replaces a range of days (`_replace_days`) inside one transaction:
-delete, then insert-select. A re-run therefore replaces, never duplicates, and a failure leaves the
+delete, then insert-select (a long range that holds every row of its table: empty the table, load it
+without its indexes, build them; `BULK_LOAD_DAYS`). A re-run therefore replaces, never duplicates, and a failure leaves the
 previous rows as they were. Each write locks its output table first (`OutputTables.lock`), so overlapping runs
 wait instead of colliding. Day boundaries and fiscal quarters come from Python, joined as a
 temporary calendar table (`calendar_table`) that lives for one write's transaction.
@@ -10,6 +11,7 @@ temporary calendar table (`calendar_table`) that lives for one write's transacti
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from dataclasses import dataclass, replace
@@ -167,10 +169,11 @@ class TableWriter:
             ).first():
                 # Nothing outside the range: emptied (no dead rows left in the indexes) and loaded.
                 conn.execute(text(t.dialect.empty(target)))
-                with t.loading_without_indexes(conn, name):
-                    conn.execute(text(sql), {**t.common_params(), **bounds, **params})
+                loading = t.loading_without_indexes(conn, name)
             else:
                 conn.execute(text(f"DELETE FROM {target} WHERE {in_range}"), bounds)
+                loading = contextlib.nullcontext()
+            with loading:
                 conn.execute(text(sql), {**t.common_params(), **bounds, **params})
             # Counted, not taken from rowcount: SQLite reports -1 for a WITH ... INSERT.
             rows, tenants = conn.execute(
