@@ -46,18 +46,19 @@ def daily_tables(context: dg.AssetExecutionContext, config: history.HistoryConfi
 
 def selected_tasks(context: dg.AssetExecutionContext, w: Warehouse, config: history.HistoryConfig) -> list[Task]:
     """The run's selected writes and checks, in the order they are started when ready: the record
-    history; the checks of the sources beside it (they read nothing the step writes); then each
-    table's write followed by its checks (a blocking one holds up what reads the table), the heads
-    of the longest chains first."""
+    history; then each table's write followed by its checks (a blocking one holds up what reads the
+    table), the heads of the longest chains first; last, the checks of the sources (they read
+    nothing the step writes, so they fill the connections the chains leave idle instead of holding
+    up their heads: a night's whole-table scans of observation and compliance_requirement)."""
     selected = {key.to_user_string() for key in context.selected_asset_keys}
     if selected & set(history.TABLES):
         tasks = [history.update_task(context, w, config)]
     else:
         tasks = [history.check_task(w, spec.key.path[-1]) for spec, check in zip(history.SPECS, history.check_specs)
                  if check.key in context.selected_asset_check_keys]
-    tasks += [Task((key.asset_key.to_user_string(),), lambda evaluate=evaluate: [evaluate()], check=key.name, reads_table=False)
-              for key, evaluate in source_checks.selected_checks(context, w, snapshots.severity_snapshot,
-                                                                 snapshots.compliance_snapshot).items()]
+    of_sources = [Task((key.asset_key.to_user_string(),), lambda evaluate=evaluate: [evaluate()], check=key.name, reads_table=False)
+                  for key, evaluate in source_checks.selected_checks(context, w, snapshots.severity_snapshot,
+                                                                     snapshots.compliance_snapshot).items()]
     days = run_days(context)
     writes = []
     if days is not None:
@@ -71,7 +72,7 @@ def selected_tasks(context: dg.AssetExecutionContext, w: Warehouse, config: hist
     checks = [check_task(w, c, days) for c in output_checks.OUTPUT_CHECKS if c.key in context.selected_asset_check_keys]
     for table in [*ORDER, *(t for t in written if t not in ORDER)]:
         tasks += written.get(table, []) + [c for c in checks if c.tables[0] == table]
-    return tasks + [c for c in checks if c.tables[0] not in written]
+    return tasks + [c for c in checks if c.tables[0] not in written] + of_sources
 
 
 # Which table's write (and checks) starts first when several are ready: the longest chain first
