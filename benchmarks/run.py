@@ -9,11 +9,12 @@ empty output tables and a fresh Dagster instance with PostgreSQL storage (deploy
 measures, each as a whole process:
 - the full-history backfill (`audit-pipeline backfill`, as an operator runs it), its seconds in SQL
   (the assets' and checks' own timings) and in Dagster (the rest), and its peak RSS;
-- one nightly partition (the last complete day), the median of three runs, once the database has
-  settled after the whole history (`settle`: vacuum, statistics and a checkpoint, which it would
-  otherwise do during the night's run);
+- one nightly partition (the last complete day), once the database has settled after the whole
+  history (`settle`: vacuum, statistics and a checkpoint, which it would otherwise do during the
+  night's run), in five pairs with the one-day floor below, one after the other;
 - the bookkeeping floor: one run of five daily assets with empty bodies over the same days, with
-  Dagster's default settings (benchmarks/empty_assets.py);
+  Dagster's default settings (benchmarks/empty_assets.py), on an instance of its own; then the same
+  for one day, the floor of a night;
 - the I/O floor: reading every source table once (COPY ... TO STDOUT) plus writing every output
   row once (CREATE TABLE ... AS SELECT of each output table).
 For each deployed scale it then starts the code server, the webserver and the daemon as the README's
@@ -60,6 +61,7 @@ OUTPUT_TABLES = ("observation_history", "requirement_history",
 # that a full history starts from scratch.
 INTERNAL_TABLES = ("history_log_value", "history_log_position", "current_observation", "current_onboarded_tenant")
 FIRST_DAY = "2024-04-01"
+NIGHT_PAIRS = 5  # nights and one-day floors, one after the other
 DAEMON_LOOP_SECONDS = 30  # the backfill daemon's loop (dagster/_daemon/backfill.py), not configurable
 
 
@@ -109,8 +111,8 @@ def drop_outputs(url: str) -> None:
             conn.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def fresh_instance(admin_url: str, prefix: str, scale: int) -> tuple[Path, dict]:
-    name = f"{prefix}_dagster_s{scale}"
+def fresh_instance(admin_url: str, prefix: str, scale: int, role: str = "") -> tuple[Path, dict]:
+    name = f"{prefix}_dagster{'_' + role if role else ''}_s{scale}"
     with connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -189,23 +191,27 @@ def bench(admin_url: str, prefix: str, scale: int, history_factor: int = 1) -> d
     sql_s = float(re.search(r"\(([\d.]+) s in SQL", output).group(1))
     print(f"  backfill {backfill_s:.1f} s ({sql_s:.1f} s in SQL), peak RSS {rss_mb} MB", flush=True)
     settle(url)
-    # The median of three: on a shared two-core machine one run can be off by a second or two.
-    nightly_runs = sorted(run([*cli, "--start", last, "--end", last], env)[0] for _ in range(3))
-    nightly_s = nightly_runs[1]
-    print(f"  nightly {nightly_s:.2f} s (median of {', '.join(f'{s:.2f}' for s in nightly_runs)})", flush=True)
     floor_io = io_floor(url)
     output_rows = counts(url, OUTPUT_TABLES)
-    shutil.rmtree(home)
 
-    home, env = fresh_instance(admin_url, prefix, scale)  # the floor gets a fresh instance too
-    floor_env = {**without_bookkeeping_settings(), **env, "PYTHONPATH": str(ROOT)}
-    floor_bk, _, _ = run([sys.executable, str(ROOT / "benchmarks" / "empty_assets.py"), FIRST_DAY, last], floor_env,
-                         inherit=False)
-    # Dagster's floor for one night: the same empty assets, one day, as a whole process.
-    floor_nightly = sorted(run([sys.executable, str(ROOT / "benchmarks" / "empty_assets.py"), last, last], floor_env,
-                               inherit=False)[0] for _ in range(3))[1]
-    print(f"  floors: bookkeeping {floor_bk:.1f} s, one day {floor_nightly:.2f} s, I/O {floor_io:.1f} s ({load()})", flush=True)
+    floor_home, floor_env = fresh_instance(admin_url, prefix, scale, role="floor")  # the floor's own instance
+    floor_env = {**without_bookkeeping_settings(), **floor_env, "PYTHONPATH": str(ROOT)}
+    empty_assets = [sys.executable, str(ROOT / "benchmarks" / "empty_assets.py")]
+    floor_bk, _, _ = run([*empty_assets, FIRST_DAY, last], floor_env, inherit=False)
+    print(f"  floors: bookkeeping {floor_bk:.1f} s, I/O {floor_io:.1f} s ({load()})", flush=True)
+    # One night against Dagster's floor for one night (the same empty assets, one day), each as a
+    # whole process on its instance after its whole history, in pairs one after the other: the
+    # machine's speed drifts by more than the difference measured. Medians of the pairs.
+    nightly_runs, floor_runs = [], []
+    for _ in range(NIGHT_PAIRS):
+        nightly_runs.append(run([*cli, "--start", last, "--end", last], env)[0])
+        floor_runs.append(run([*empty_assets, last, last], floor_env, inherit=False)[0])
+    nightly_s, floor_nightly = statistics.median(nightly_runs), statistics.median(floor_runs)
+    over = statistics.median(n - f for n, f in zip(nightly_runs, floor_runs))
+    print(f"  nightly {nightly_s:.2f} s against the one-day floor {floor_nightly:.2f} s, {over:+.2f} s (pairs: "
+          f"{', '.join(f'{n:.2f}/{f:.2f}' for n, f in zip(nightly_runs, floor_runs))}) ({load()})", flush=True)
     shutil.rmtree(home)
+    shutil.rmtree(floor_home)
 
     with connect(url, make_url(url).database) as conn:
         tenants = conn.execute("SELECT count(*) FROM tenant").fetchone()[0]
@@ -215,7 +221,8 @@ def bench(admin_url: str, prefix: str, scale: int, history_factor: int = 1) -> d
         scale=scale, days=(date.fromisoformat(last) - date.fromisoformat(FIRST_DAY)).days + 1, tenants=tenants,
         source_rows=counts(url, SOURCE_TABLES), output_rows=output_rows, backfill=backfill_s, sql=sql_s,
         dagster=backfill_s - sql_s, floor_bookkeeping=floor_bk, floor_io=floor_io,
-        budget=budget, of_budget=backfill_s / budget, nightly=nightly_s, floor_nightly=floor_nightly, rss_mb=rss_mb,
+        budget=budget, of_budget=backfill_s / budget, nightly=nightly_s, floor_nightly=floor_nightly,
+        nightly_over_floor=over, rss_mb=rss_mb,
         history=f"x{history_factor}", sql_per_io=sql_s / floor_io,
         us_per_row=1e6 * sql_s / output_rows,
     )
@@ -352,9 +359,11 @@ def main() -> None:
         print(table(rows, [("scale", "{}"), ("history", "{}"), ("days", "{}"), ("tenants", "{}"), ("source_rows", "{:,}"), ("output_rows", "{:,}"),
                            ("backfill", "{:.1f}"), ("sql", "{:.1f}"), ("dagster", "{:.1f}"), ("floor_bookkeeping", "{:.1f}"),
                            ("floor_io", "{:.1f}"), ("budget", "{:.1f}"), ("of_budget", "{:.2f}"), ("sql_per_io", "{:.1f}"),
-                           ("nightly", "{:.2f}"), ("floor_nightly", "{:.2f}"), ("rss_mb", "{}"), ("us_per_row", "{:.1f}")]))
+                           ("nightly", "{:.2f}"), ("floor_nightly", "{:.2f}"), ("nightly_over_floor", "{:+.2f}"),
+                           ("rss_mb", "{}"), ("us_per_row", "{:.1f}")]))
         print("\nseconds for backfill, sql, dagster, floors, budget (= 0.2 x bookkeeping floor + 3 x I/O floor) and nightly; "
-              "of_budget = backfill / budget; us_per_row = SQL microseconds per output row")
+              "of_budget = backfill / budget; nightly and floor_nightly: medians of five pairs, nightly_over_floor the "
+              "median of the pairs' differences; us_per_row = SQL microseconds per output row")
     if deployed:
         print()
         print(table(deployed, [("scale", "{}"), ("days", "{}"), ("cli_nightly", "{:.2f}"), ("daemon_nightly_run", "{:.2f}"),
@@ -370,7 +379,7 @@ def main() -> None:
     if args.drop:
         with connect(args.admin_url, autocommit=True) as conn:
             for scale in {*args.scales, *args.deployed_scales}:
-                for name in (f"{args.prefix}_s{scale}", f"{args.prefix}_dagster_s{scale}"):
+                for name in (f"{args.prefix}_s{scale}", f"{args.prefix}_dagster_s{scale}", f"{args.prefix}_dagster_floor_s{scale}"):
                     conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
