@@ -6,10 +6,9 @@ import sys
 from pathlib import Path
 
 import dagster as dg
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from audit_pipeline.postgres_event_log import SchemaCachingPostgresEventLogStorage
 from audit_pipeline.resources import DATABASE_POOL, create_database_engine
 from audit_pipeline.settings import parse_database_url
 
@@ -60,7 +59,6 @@ def test_production_instance_records_runs_in_postgres(pg_databases, tmp_path, mo
             monkeypatch.setenv(name, value)
     with instance_at(home) as instance:
         assert_run_queue_and_database_pool(instance)
-        assert isinstance(instance.event_log_storage, SchemaCachingPostgresEventLogStorage)
         assert len(instance.get_runs()) == 1
         # The CLI's run took its slots of the pool (and gave them back).
         assert instance.event_log_storage.get_concurrency_info(DATABASE_POOL).slot_count == 2
@@ -82,27 +80,3 @@ def test_the_local_instance_has_the_same_limits(tmp_path):
     with instance_at(tmp_path) as instance:
         assert_run_queue_and_database_pool(instance)
         assert instance.event_log_storage.supports_global_concurrency_limits
-
-
-def test_the_production_event_log_asks_the_catalog_once_per_table_and_column(pg_databases):
-    # dagster-postgres asks whether asset_check_executions exists for every check event, and which
-    # columns asset_keys has for every materialization; ours asks once, and again only on a no.
-    storage = SchemaCachingPostgresEventLogStorage(make_url(pg_databases.create()).set(drivername="postgresql+psycopg2")
-                                                   .render_as_string(hide_password=False))
-    queries = []
-    event.listen(storage._engine, "before_cursor_execute", lambda *args: queries.append(args[2]))
-    try:
-        per_round = []
-        for _ in range(3):
-            before = len(queries)
-            assert storage.supports_asset_checks and storage.has_table("asset_event_tags")
-            assert storage.has_asset_key_index_cols()
-            assert not storage.has_table("no_such_table")
-            per_round.append(len(queries) - before)
-        # The first round asks about everything; the next ones only about the table that is missing.
-        assert per_round[0] >= 4 and per_round[1:] == [1, 1]
-        before = len(queries)
-        assert storage.has_table("asset_check_executions") and storage.has_asset_key_index_cols()
-        assert len(queries) == before
-    finally:
-        storage.dispose()
