@@ -3,10 +3,11 @@
 `TableWriter` has one method per daily output table, named after it (the current-state tables are
 current_state.py's). Every write replaces a range of days (`_replace_days`) inside one transaction:
 delete, then insert-select (a long range that holds every row of its table: empty the table, load it
-without its indexes, build them; `BULK_LOAD_DAYS`). A re-run therefore replaces, never duplicates, and a failure leaves the
-previous rows as they were. Each write locks its output table first (`OutputTables.lock`), so overlapping runs
-wait instead of colliding. Day boundaries and fiscal quarters come from Python, joined as a
-temporary calendar table (`calendar_table`) that lives for one write's transaction.
+without its indexes, build them; `BULK_LOAD_DAYS`). A re-run therefore replaces, never duplicates,
+and a failure leaves the previous rows as they were. Each write locks its output table first
+(`OutputTables.lock`), so overlapping runs wait instead of colliding. Day boundaries and fiscal
+quarters come from Python, joined as a temporary calendar table (`calendar_table`) that lives for
+one write's transaction.
 """
 
 from __future__ import annotations

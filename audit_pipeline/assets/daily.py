@@ -56,9 +56,10 @@ def selected_tasks(context: dg.AssetExecutionContext, w: Warehouse, config: hist
     else:
         tasks = [history.check_task(w, spec.key.path[-1]) for spec, check in zip(history.SPECS, history.check_specs)
                  if check.key in context.selected_asset_check_keys]
-    of_sources = [Task((key.asset_key.to_user_string(),), lambda evaluate=evaluate: [evaluate()], check=key.name, reads_table=False)
-                  for key, evaluate in source_checks.selected_checks(context, w, snapshots.severity_snapshot,
-                                                                     snapshots.compliance_snapshot).items()]
+    source_checks_selected = source_checks.selected_checks(context, w, snapshots.severity_snapshot, snapshots.compliance_snapshot)
+    of_sources = [Task((key.asset_key.to_user_string(),), lambda evaluate=evaluate: [evaluate()], check=key.name,
+                       reads_table=False)
+                  for key, evaluate in source_checks_selected.items()]
     days = run_days(context)
     writes = []
     if days is not None:
